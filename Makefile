@@ -26,8 +26,10 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash examples/demo.sh
 
-# pytest exits 5 when it collects no test; that is not a failure of the suite.
+# The import contract first (layers import only downward, no cycles: pyproject.toml),
+# then the tests. pytest exits 5 when it collects no test; that is not a failure.
 test: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
 bench: setup

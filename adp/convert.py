@@ -27,7 +27,8 @@ from typing import Any, Callable, Iterable, Iterator
 import orjson
 
 from ember.adp.export import EXPORTERS
-from ember.adp.io import InputError, iter_units
+from ember.adp.io import InputError, atomic_writer, iter_units, publish
+from ember.adp.rejects import default_rejects_path
 from ember.adp.mapping import ConvertError, apply, group_key, group_records, load_converter
 
 BATCH_BYTES = 1 << 21  # records are grouped into ~2 MiB batches for workers
@@ -150,7 +151,7 @@ def _process_batch(args) -> tuple:
             reason, detail = _classify(exc)
             reasons[reason] += size
             rejects.append(orjson.dumps({"source": path, "line": line, "reason": reason,
-                                         "error": detail, "records": size,
+                                         "detail": detail, "records": size,
                                          **_raw_for_rejects(payload)},
                                         default=str) + b"\n")
             continue
@@ -351,16 +352,13 @@ class Checkpoint:
             f.flush()
         state = {"job": self.job, "input": input_index, "units": units,
                  "sizes": [f.tell() for f in self.files], "summary": self.summary.to_dict()}
-        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        tmp.write_bytes(orjson.dumps(state))
-        os.replace(tmp, self.state_path)
+        with atomic_writer(self.state_path) as f:
+            f.write(orjson.dumps(state))
 
     def finish(self) -> None:
         for f, partial, target in zip(self.files, self.partials, self.targets):
-            f.flush()
-            os.fsync(f.fileno())
             f.close()
-            os.replace(partial, target)
+            publish(partial, target)
         self.state_path.unlink(missing_ok=True)
 
     def close(self) -> None:
@@ -383,9 +381,3 @@ def _run(pool, workers: int, batches: Iterator[tuple]):
         yield pending.popleft().get()
 
 
-def default_rejects_path(out: str | Path) -> str:
-    if str(out) == "-":
-        return "rejects.jsonl"
-    p = Path(out)
-    stem = p.name[: -len(".jsonl")] if p.name.endswith(".jsonl") else p.name
-    return str(p.with_name(stem + ".rejects.jsonl"))

@@ -22,6 +22,8 @@ import re
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+import orjson
+
 CHUNK = 1 << 22  # 4 MiB reads: large enough to amortise Python overhead, small for memory.
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -245,7 +247,9 @@ def _iter_hub(name: str) -> Iterator[tuple[int, dict]]:
 def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Write ``path`` all-or-nothing: a temp file beside it, renamed on success.
 
-    ``-`` writes to standard output (no atomicity is possible there).
+    ``-`` writes to standard output (no atomicity is possible there). This module is the
+    only place in ember that renames a finished file into place; every output goes
+    through ``atomic_writer``, ``atomic_directory`` or ``publish``.
     """
     if str(path) == "-":
         import sys
@@ -264,3 +268,52 @@ def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path, tmp: str | Path | None = None) -> Iterator[Path]:
+    """Build the directory ``path`` all-or-nothing: yields an empty temp directory beside
+    it, which replaces ``path`` (an older one is removed) when the block succeeds.
+
+    ``tmp`` names the temp directory when several processes must write into the same one
+    (distributed training saves); by default it is private to this process.
+    """
+    import shutil
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tmp) if tmp else target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        yield work
+        publish(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def publish(partial: str | Path, target: str | Path) -> None:
+    """Rename a finished ``partial`` file or directory to ``target``, replacing it: the
+    last step of an output that grew in place (convert's and pass-rate's ``.partial``
+    files, a directory another library wrote)."""
+    import shutil
+
+    partial, target = Path(partial), Path(target)
+    if partial.is_file():
+        with open(partial, "rb+") as f:
+            os.fsync(f.fileno())
+    elif target.is_dir():
+        shutil.rmtree(target)
+    os.replace(partial, target)
+
+
+def write_jsonl(path: str | Path, rows) -> None:
+    """Rows as JSONL, atomically ('-' for stdout)."""
+    with atomic_writer(path) as f:
+        f.write(b"".join(orjson.dumps(r, default=str) + b"\n" for r in rows))
+
+
+def write_json(path: str | Path, obj) -> None:
+    """One indented JSON document (a summary, results), atomically."""
+    with atomic_writer(path) as f:
+        f.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str) + b"\n")

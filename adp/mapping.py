@@ -3,7 +3,7 @@
 A mapping is a small YAML file (``adp/mappings/<dataset>.yaml`` for the built-ins, or
 any file a user passes to ``ember convert --from my_mapping.yaml``)::
 
-    shape: sharegpt          # one of ember.adp.shapes.SHAPES
+    shape: sharegpt          # one of SHAPES below
     id: id                   # field holding the record id (dotted paths allowed)
     messages: conversations  # shape-specific options, checked against the shape's dataclass
 
@@ -22,9 +22,24 @@ from typing import Any, Callable, Iterable, Iterator
 
 import yaml
 
+from ember.adp.dotted import load_function
+
 Converter = Callable[[dict], dict]
 
 MAPPINGS_DIR = Path(__file__).parent / "mappings"
+
+# Raw shapes (adp/shapes/): one parser module per way agent datasets are written down.
+SHAPES = {
+    "openai-messages": "ember.adp.shapes.openai_messages",  # role/content + tool_calls
+    "sharegpt": "ember.adp.shapes.sharegpt",                # from/value turns
+    "react": "ember.adp.shapes.react",                      # Think:/Act: text
+    "function-tags": "ember.adp.shapes.function_tags",      # <function=..><parameter=..>
+    "swe-agent": "ember.adp.shapes.swe_agent",              # DISCUSSION + ```command```
+    "codeact": "ember.adp.shapes.codeact",                  # <execute>/<solution>
+    "browsergym": "ember.adp.shapes.browsergym",            # click('12') call strings
+    "atif": "ember.adp.shapes.atif",                        # Harbor ATIF trajectories
+    "adp": "ember.adp.shapes.adp",                          # ADP already: check, upgrade
+}
 
 
 class ConvertError(Exception):
@@ -156,8 +171,6 @@ def builtin_names() -> list[str]:
 
 def load_mapping(source: str | Path) -> tuple[str, BaseMapping]:
     """Read a mapping file and return (shape name, checked options)."""
-    from ember.adp.shapes import SHAPES
-
     path = Path(source)
     try:
         data = yaml.safe_load(path.read_text())
@@ -183,8 +196,6 @@ def load_converter(spec: str) -> Converter:
 
     A dotted path may name a module with a ``convert(record) -> trajectory`` function.
     """
-    from ember.adp.shapes import SHAPES
-
     builtin = MAPPINGS_DIR / f"{spec}.yaml"
     if builtin.exists():
         path = builtin
@@ -204,20 +215,9 @@ def load_converter(spec: str) -> Converter:
 
 
 def _import_callable(spec: str) -> Converter:
-    module_name, _, attr = spec.partition(":")
-    if attr:
-        candidates = [(module_name, attr)]
-    else:
-        candidates = [(spec, "convert")]
-        if "." in spec:
-            candidates.append(tuple(spec.rsplit(".", 1)))
-    for module_name, attr in candidates:
-        try:
-            obj = getattr(importlib.import_module(module_name), attr, None)
-        except (ImportError, ValueError):
-            continue
-        if callable(obj):
-            return obj
-    raise ValueError(
-        f"--from {spec!r} is not a built-in dataset ({', '.join(builtin_names())}), a mapping "
-        "file (.yaml), or an importable 'package.module:function' taking a raw record")
+    if "." not in spec and ":" not in spec:
+        raise ValueError(f"--from {spec!r} is not a built-in dataset "
+                         f"({', '.join(builtin_names())}), a shape ({', '.join(SHAPES)}), a "
+                         "mapping file (.yaml) or a dotted path package.module:function")
+    return load_function(spec, what="--from converter", default_attr="convert",
+                         builtins=builtin_names() + ["a mapping .yaml file"])

@@ -87,7 +87,7 @@ def write_task(folder: Path, items, max_new_tokens: int) -> None:
 
 
 def run_ember(backend, items, max_new_tokens: int) -> tuple[list, float]:
-    from ember.synth.backends import SamplingParams
+    from ember.llm.backends import SamplingParams
 
     params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
     t0 = time.perf_counter()
@@ -129,7 +129,7 @@ def run_lm_eval(lm, task_dir: Path, n_items: int) -> tuple[list[dict], float, fl
 def warm_up(backend, lm) -> None:
     from lm_eval.api.instance import Instance
 
-    from ember.synth.backends import SamplingParams
+    from ember.llm.backends import SamplingParams
 
     chat = [{"role": "user", "content": "What is 2+3?"}]
     backend.generate([chat], SamplingParams(max_new_tokens=4))
@@ -194,8 +194,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from lm_eval.models.huggingface import HFLM
 
-    from ember.synth.backends import make_backend
-    from ember.synth.models import resolve_model
+    from ember.llm.backends import make_backend
+    from ember.llm.models import resolve_model
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
     items = load_items(args.n, args.mawps)

@@ -126,8 +126,8 @@ def run_raw(base_url: str, model: str, chats, max_tokens: int, concurrency: int)
 
 
 def run_ember(base_url: str, model: str, chats, max_tokens: int, concurrency: int):
-    from ember.synth.backends import SamplingParams, make_backend
-    from ember.synth.llm import LLM
+    from ember.llm.backends import SamplingParams, make_backend
+    from ember.llm.client import LLM
 
     llm = LLM(make_backend("openai", model, base_url=base_url, concurrency=concurrency),
               model=model, cache=None)
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     import transformers
 
-    from ember.synth.models import resolve_model
+    from ember.llm.models import resolve_model
 
     model = resolve_model("smollm2")
     chats = prompts(args.prompts)

@@ -126,8 +126,7 @@ def _print_list(json_out: bool) -> None:
     import importlib
 
     from ember.adp.export import EXPORTERS
-    from ember.adp.mapping import MAPPINGS_DIR, builtin_names, load_mapping
-    from ember.adp.shapes import SHAPES
+    from ember.adp.mapping import MAPPINGS_DIR, SHAPES, builtin_names, load_mapping
 
     rows = []
     for name in builtin_names():

@@ -1,7 +1,7 @@
 """What every `ember synth` command shares: the LLM options and a progress bar.
 
     from ember.cli.synth_options import llm_options, progress_bar
-    from ember.synth.llm import LLMConfig, make_llm
+    from ember.llm.client import LLMConfig, make_llm
 
     @app.command("questions")
     @llm_options
@@ -27,7 +27,7 @@ from typing import Optional
 import typer
 
 from ember.cli.render import console
-from ember.synth.llm import LLMConfig
+from ember.llm.client import LLMConfig
 
 SHORT = {"model": "-m"}
 MIN = {"concurrency": 1, "batch_size": 1, "max_retries": 0, "timeout": 0.001}

@@ -17,7 +17,7 @@ import typer
 
 from ember.cli.render import console, fail, print_json
 from ember.cli.synth_options import llm_options, progress_bar
-from ember.synth.llm import LLMConfig
+from ember.llm.client import LLMConfig
 
 QUESTIONS_HELP = """Synthesise challenging multi-hop questions (MindGYM) as task records.
 
@@ -83,7 +83,7 @@ def _run(synth, cfg, llm: LLMConfig, out: Path, label: str, json_out: bool) -> N
     """Open the LLM (and its cache beside OUT), run `synth(cfg, engine)` with a progress
     bar, print its summary; bad input and unusable options end in a one-line error."""
     from ember.adp.io import InputError
-    from ember.synth.llm import make_llm
+    from ember.llm.client import make_llm
 
     try:
         engine = make_llm(llm, out=out)

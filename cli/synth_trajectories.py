@@ -10,7 +10,7 @@ import typer
 
 from ember.cli.render import console, fail, print_json
 from ember.cli.synth_options import llm_options, progress_bar
-from ember.synth.llm import LLMConfig
+from ember.llm.client import LLMConfig
 
 
 def index_cmd(
@@ -28,7 +28,7 @@ def index_cmd(
       ember synth index examples/data/search/corpus.jsonl -o search-index/
     """
     from ember.adp.io import InputError
-    from ember.synth.search import build_index
+    from ember.evaluate.search import build_index
 
     try:
         summary = build_index(corpus, out)
@@ -60,7 +60,7 @@ def serve_cmd(
 
       ember synth serve-search search-index/ --port 8001
     """
-    from ember.synth.search import SearchIndex, make_server
+    from ember.evaluate.search import SearchIndex, make_server
 
     try:
         server = make_server(SearchIndex(index), host, port)
@@ -131,8 +131,8 @@ def trajectories_cmd(
     import dataclasses
 
     from ember.adp.io import InputError
-    from ember.synth.llm import make_llm
-    from ember.synth.search import open_searcher
+    from ember.llm.client import make_llm
+    from ember.evaluate.search import open_searcher
     from ember.synth.trajectories import POLICIES, TrajectoryConfig, synthesize
 
     if keep not in POLICIES:

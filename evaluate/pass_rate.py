@@ -3,7 +3,7 @@
     ember eval pass-rate --model smollm2 --tasks tasks.jsonl --n 8 --column p_base -o rated.jsonl
 
 Reads task records (schemas/task.schema.json), asks each one ``n`` times with the same
-wording as `ember eval` (``benchmarks.task_item``), scores every sample with the task's
+wording as `ember eval` (``tasks.task_item``), scores every sample with the task's
 scorer, and writes each task back with ``column`` = correct / n: the reference pass rates
 that the `bots` and `offline-easy2hard` selectors read. Records that are not valid tasks
 go to ``OUT.rejects.jsonl`` with the reason. Output grows in ``.OUT.partial`` after every
@@ -19,8 +19,12 @@ from pathlib import Path
 
 import orjson
 
-from ember.evaluate.benchmarks import read_tasks, task_item
+from ember.adp.io import publish
+from ember.adp.rejects import default_rejects_path, write_rejects
 from ember.evaluate.scoring import get_scorer
+from ember.evaluate.tasks import read_tasks, task_item
+from ember.llm.backends import SamplingParams, make_backend
+from ember.llm.models import resolve_model
 
 
 def pass_rates(tasks: str | Path, out: str | Path, *, model: str, column: str, n: int = 8,
@@ -28,12 +32,9 @@ def pass_rates(tasks: str | Path, out: str | Path, *, model: str, column: str, n
                top_p: float = 1.0, max_new_tokens: int = 512, seed: int = 0,
                batch_size: int = 16, concurrency: int = 8, progress=None) -> dict:
     """Write ``tasks`` with a pass-rate ``column`` to ``out``; returns a summary dict."""
-    from ember.synth.backends import SamplingParams, make_backend
-    from ember.synth.models import resolve_model
-
     out = Path(out)
     partial = out.with_name(f".{out.name}.partial")
-    rejects_path = out.with_name(out.stem + ".rejects.jsonl")
+    rejects_path = default_rejects_path(out)
     done = _ids_in(partial)
     tasks_read, rejects = read_tasks(tasks)
     good = [t for t in tasks_read if str(t["id"]) not in done]
@@ -57,9 +58,8 @@ def pass_rates(tasks: str | Path, out: str | Path, *, model: str, column: str, n
             if progress:
                 progress(min(lo + step, len(good)), len(good))
     rated = [orjson.loads(line) for line in open(partial, "rb")]
-    os.replace(partial, out)
-    with open(rejects_path, "wb") as f:
-        f.writelines(orjson.dumps(r) + b"\n" for r in rejects)
+    publish(partial, out)
+    write_rejects(rejects_path, rejects)
     rates = [t[column] for t in rated]
     return {"tasks": len(rated), "rejected": len(rejects), "resumed": len(done),
             "column": column, "n": n, "mean": sum(rates) / len(rates) if rates else None,

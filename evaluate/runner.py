@@ -13,7 +13,7 @@ after every generation chunk (one hf batch), so a kill loses at most one chunk. 
 the scoring and the aggregation from saved samples without any model.
 
 An agentic benchmark (``Benchmark.agent``: hotpotqa-search) runs the search agent of
-ember.synth.agent per item instead of one generation: its answer is the response, the
+ember.evaluate.agent per item instead of one generation: its answer is the response, the
 sample keeps the agent's steps, and its finish_reason is the rollout's status (answered
 or turn-limit).
 """
@@ -31,7 +31,17 @@ from typing import Callable
 
 import orjson
 
-from ember.evaluate.benchmarks import Benchmark, Item, load_benchmark
+from ember.adp.io import atomic_writer
+from ember.evaluate.agent import run_agent
+from ember.evaluate.benchmarks import Benchmark, hotpotqa_paragraphs, load_benchmark
+from ember.evaluate.code_scoring import pass_at_k
+from ember.evaluate.item import Item
+from ember.evaluate.scoring import get_scorer
+from ember.evaluate.search import DOCS_FILE, index_docs, open_searcher
+from ember.llm.backends import BackendError, Completion, SamplingParams, make_backend
+from ember.llm.client import LLM
+from ember.llm.models import resolve_model
+from ember.schemas import load_schema
 
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -71,9 +81,6 @@ class EvalConfig:
 def run_eval(cfg: EvalConfig, backend=None,
              progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run (or resume) an evaluation; returns the results dict also written to results.json."""
-    from ember.synth.backends import Completion, SamplingParams, make_backend
-    from ember.synth.models import resolve_model
-
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     _check_resume(out, cfg)
@@ -163,10 +170,6 @@ def _run_agent(items: list[Item], backend, params, cfg: EvalConfig, out: Path) -
     """n search-agent rollouts per item (sample k with seed + k), grouped per item. A
     backend failure fails the run, as it does for one generation, so that no sample is
     saved (and skipped on resume) for a call that never happened."""
-    from ember.synth.agent import run_agent
-    from ember.synth.backends import BackendError
-    from ember.synth.llm import LLM
-
     search = _searcher(cfg, out)
     jobs = [(it, k) for it in items for k in range(cfg.n)]
     done = run_agent(LLM(backend, model=cfg.model), [it.meta["question"] for it, _ in jobs],
@@ -179,9 +182,6 @@ def _run_agent(items: list[Item], backend, params, cfg: EvalConfig, out: Path) -
 
 def _searcher(cfg: EvalConfig, out: Path):
     """--search-index, else OUT/search-index built once from the shipped paragraphs."""
-    from ember.evaluate.benchmarks import hotpotqa_paragraphs
-    from ember.synth.search import DOCS_FILE, index_docs, open_searcher
-
     if cfg.search_index:
         return open_searcher(cfg.search_index)
     path = out / "search-index"
@@ -199,8 +199,6 @@ def _prompt(bench: Benchmark, item: Item):
 
 
 def _scorer(bench: Benchmark):
-    from ember.evaluate.scoring import get_scorer
-
     return get_scorer(bench.scorer)
 
 
@@ -256,8 +254,6 @@ def _drop_partial(path: Path, done: dict, n: int) -> None:
 
 
 def _rewrite_samples(path: Path, done: dict) -> None:
-    from ember.adp.io import atomic_writer
-
     with atomic_writer(path) as f:
         for rows in done.values():
             f.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
@@ -279,8 +275,6 @@ def aggregate(cfg: EvalConfig, benches: list[Benchmark], done: dict, timing: dic
     """Per-benchmark metrics: the mean over items of each item's mean over its samples,
     with the standard error over items; pass@k (k = 1 and n) when n > 1. ``asked``
     restricts each benchmark to this run's items (a directory may hold more)."""
-    from ember.evaluate.code_scoring import pass_at_k
-
     per_bench = {}
     for bench in benches:
         rows_by_item = {i: rows for (b, i), rows in done.items() if b == bench.name
@@ -325,9 +319,6 @@ def aggregate(cfg: EvalConfig, benches: list[Benchmark], done: dict, timing: dic
 
 def write_results(out: Path, results: dict) -> None:
     import jsonschema
-
-    from ember.adp.io import atomic_writer
-    from ember.schemas import load_schema
 
     jsonschema.validate(results, load_schema("results"))
     with atomic_writer(out / RESULTS_FILE) as f:

@@ -23,13 +23,15 @@ the last match).
 
 from __future__ import annotations
 
-import importlib
 import re
 import string
 import threading
 from collections import Counter
 from functools import lru_cache
 from typing import Callable
+
+from ember.adp.dotted import load_function
+from ember.evaluate.code_scoring import score_code
 
 # --- answer extraction -------------------------------------------------------------------
 
@@ -190,33 +192,11 @@ def score_qa(response: str, item) -> dict:
 # --- registry ----------------------------------------------------------------------------
 
 
-def _score_code(response: str, item) -> dict:
-    from ember.evaluate.code_scoring import score_code  # imported late: sandbox machinery
-
-    return score_code(response, item)
-
-
-SCORERS: dict[str, Callable] = {"math": score_math, "qa": score_qa, "code": _score_code}
+SCORERS: dict[str, Callable] = {"math": score_math, "qa": score_qa, "code": score_code}
 
 
 def get_scorer(name: str) -> Callable:
     """A SCORERS name, or a dotted path to any function: ``pkg.mod.fn`` or ``pkg.mod:fn``."""
     if name in SCORERS:
         return SCORERS[name]
-    return import_function(name, "scorer", sorted(SCORERS))
-
-
-def import_function(name: str, what: str, builtins: list[str]) -> Callable:
-    """The function at dotted path ``pkg.mod.fn`` or ``pkg.mod:fn``; a ValueError that
-    names the built-ins when ``name`` is neither one of them nor importable."""
-    module, sep, attr = name.partition(":") if ":" in name else name.rpartition(".")
-    if not (sep and module and attr):
-        raise ValueError(f"unknown {what} {name!r}: use one of {', '.join(builtins)} "
-                         f"or a dotted path such as my_pkg.rewards:score")
-    try:
-        fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"{what} {name!r} cannot be imported: {e}") from e
-    if not callable(fn):
-        raise ValueError(f"{what} {name!r} is not a function")
-    return fn
+    return load_function(name, what="scorer", builtins=sorted(SCORERS))

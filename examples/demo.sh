@@ -27,7 +27,7 @@ ember eval --model smollm2 --benchmarks gsm8k,mawps --limit ${DEMO_EVAL_LIMIT:-8
   --max-new-tokens 160 --batch-size 8 --out "$OUT/eval/base"
 
 echo "== 5. serve the embedded model (transformers serve on 127.0.0.1) for synthesis"
-MODEL_DIR=$(python -c "from ember.synth.models import resolve_model; print(resolve_model('smollm2'))")
+MODEL_DIR=$(python -c "from ember.llm.models import resolve_model; print(resolve_model('smollm2'))")
 PORT=$(python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 URL="http://127.0.0.1:$PORT/v1"
 mkdir -p "$OUT/synth"

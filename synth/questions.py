@@ -43,9 +43,17 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import orjson
 
-from ember.synth.backends import SamplingParams
+from ember.adp.io import iter_units, write_json, write_jsonl
+from ember.adp.rejects import default_rejects_path, reject, write_rejects
+from ember.evaluate import templates
+from ember.evaluate.scoring import get_scorer
+from ember.evaluate.tasks import task_item
+from ember.evaluate.templates import render
+from ember.llm.backends import SamplingParams
+from ember.schemas import load_schema
 from ember.synth.dedup import cosine, near_duplicates
 
 DEFAULT_CATEGORIES = ["math", "science", "logic", "procedures", "history", "ethics",
@@ -153,13 +161,7 @@ class QuestionsConfig:
 
 def load_prompt(name: str) -> str:
     """The template synth/prompts/<name>.md (shipped in the package)."""
-    return (resources.files("ember.synth") / "prompts" / f"{name}.md").read_text()
-
-
-def fill(template: str, **values) -> str:
-    """``{name}`` placeholders filled from values; other braces (JSON examples) kept."""
-    return re.sub(r"\{([a-z_]+)\}", lambda m: str(values[m.group(1)])
-                  if m.group(1) in values else m.group(0), template)
+    return templates.load_prompt(name, package="ember.synth")
 
 
 def example_questions() -> list[str]:
@@ -303,8 +305,6 @@ def curriculum(task: dict) -> list[dict]:
     """Three sft-chat records of a task, easy to hard (MindGYM's curriculum): question ->
     answer; question + thinking -> answer; question -> thinking + answer. The question is
     worded as `ember eval` and RFT ask it, the answer as their scorer reads it."""
-    from ember.evaluate.benchmarks import task_item
-
     asked = task_item(task).messages[0]["content"]
     answer = final_answer(task)
     thinking = (task.get("thinking") or "").strip()
@@ -343,15 +343,13 @@ class Slot:
 
 def load_seeds(path: str, rejects: list[dict]) -> list[dict]:
     """Seed records ({text} or {question, answer}, optional category) from JSONL."""
-    from ember.adp.io import iter_units
-
     seeds = []
     for line, payload in iter_units(path):
         try:
             rec = orjson.loads(payload) if isinstance(payload, bytes) else payload
         except orjson.JSONDecodeError as e:
-            rejects.append({"stage": "seeds", "reason": "invalid-json", "line": line,
-                            "detail": str(e)})
+            rejects.append(reject("invalid-json", str(e), source=path, line=line,
+                                  stage="seeds"))
             continue
         if not isinstance(rec, dict):
             reason, text = "not-an-object", None
@@ -362,8 +360,8 @@ def load_seeds(path: str, rejects: list[dict]) -> list[dict]:
         else:
             reason, text = "missing-field", None
         if reason:
-            rejects.append({"stage": "seeds", "reason": reason, "line": line,
-                            "detail": "a seed needs `text`, or `question` and `answer`"})
+            rejects.append(reject(reason, "a seed needs `text`, or `question` and `answer`",
+                                  source=path, line=line, stage="seeds"))
             continue
         seeds.append({"text": text, "category": str(rec.get("category") or "general"),
                       "source": f"{path}:{line}"})
@@ -374,8 +372,6 @@ class QuestionSynth:
     """Runs the stages over the LLM and keeps the counts the summary reports."""
 
     def __init__(self, cfg: QuestionsConfig, llm, log=lambda msg: None):
-        from ember.schemas import load_schema
-
         unknown = set(cfg.relations) - set(RELATIONS)
         if unknown:
             raise ValueError(f"unknown relation(s) {sorted(unknown)}: use {', '.join(RELATIONS)}")
@@ -395,8 +391,6 @@ class QuestionSynth:
         self.extracted_by = Counter()
         self.stages = {s: Counter() for s in ("seed", "compose", "extract", "dedup", "judge",
                                               "consistency")}
-        import jsonschema
-
         self.validator = jsonschema.Draft202012Validator(load_schema("task"))
 
     def params(self, temperature: float, seed: int, max_new_tokens: int | None = None):
@@ -406,10 +400,9 @@ class QuestionSynth:
     def reject(self, stage: str, reason: str, slot: Slot | None = None, detail: str = "",
                **extra) -> None:
         self.stages[stage]["rejected"] += 1
-        row = {"stage": stage, "reason": reason, "detail": detail[:500]}
         if slot is not None:
-            row.update(slot=slot.index, category=slot.category, relation=slot.relation)
-        self.rejects.append({**row, **extra})
+            extra.update(slot=slot.index, category=slot.category, relation=slot.relation)
+        self.rejects.append(reject(reason, detail[:500], stage=stage, **extra))
 
     def slot(self, i: int) -> Slot:
         """Slot i: categories (or seeds) in turn, then relations, then topics; once every
@@ -442,14 +435,14 @@ class QuestionSynth:
         values = dict(k=self.cfg.sub_questions, relation=relation,
                       relation_help=RELATIONS[relation])
         if document is None:
-            return fill(load_prompt("seed_category"), category=category, topic=topic, **values)
-        return fill(load_prompt("seed_document"), document=document, **values)
+            return render(load_prompt("seed_category"), dict(category=category, topic=topic, **values))
+        return render(load_prompt("seed_document"), dict(document=document, **values))
 
     def compose_prompt(self, category: str, document: str, relation: str, pairs) -> str:
         hint = ("Its answer must be a single number." if category == "math" else
                 "Its answer must be short: a name, a number, a date, yes or no.")
-        return fill(load_prompt("compose"), document=document, relation=relation,
-                    sub_questions=qa_lines(pairs), answer_hint=hint)
+        return render(load_prompt("compose"), dict(document=document, relation=relation,
+                      sub_questions=qa_lines(pairs), answer_hint=hint))
 
     def seed_stage(self, slots: list[Slot]) -> list[tuple[Slot, str, list[dict]]]:
         prompts = []
@@ -507,7 +500,7 @@ class QuestionSynth:
         parsed = [parse_composed(text) for _, _, text in composed]
         todo = [i for i, p in enumerate(parsed) if p is None]
         if todo:  # labels missing: let the LLM pull the fields out as JSON
-            prompts = [fill(load_prompt("extract"), text=composed[i][2]) for i in todo]
+            prompts = [render(load_prompt("extract"), dict(text=composed[i][2])) for i in todo]
             answers = self.llm.generate_json([chat(None, p) for p in prompts], EXTRACT_SCHEMA,
                                              self.params(0.5, self.cfg.seed),
                                              on_progress=self.on_progress)
@@ -565,8 +558,9 @@ class QuestionSynth:
         return out
 
     def judge_prompt(self, task: dict) -> str:
-        return fill(load_prompt("judge"), question=task["prompt"], answer=task["answer"],
-                    thinking=task.get("thinking") or "(none)")
+        return render(load_prompt("judge"), dict(
+            question=task["prompt"], answer=task["answer"],
+            thinking=task.get("thinking") or "(none)"))
 
     def judge_stage(self, tasks: list[dict], attempts: int = 3) -> list[dict]:
         ex = EXAMPLES["bridging"]  # shown as a judged example, so that small models rate
@@ -604,9 +598,6 @@ class QuestionSynth:
         return out
 
     def consistency_stage(self, tasks: list[dict]) -> list[dict]:
-        from ember.evaluate.benchmarks import task_item
-        from ember.evaluate.scoring import get_scorer
-
         items = [task_item(t) for t in tasks]
         results = self.llm.generate([it.messages for it in items],
                                     self.params(0.0, self.cfg.seed), self.on_progress)
@@ -664,35 +655,16 @@ class QuestionSynth:
         return kept, summary
 
 
-def write_jsonl(path: str, rows: list[dict]) -> None:
-    from ember.adp.io import atomic_writer
-
-    with atomic_writer(path, "wb") as f:
-        for row in rows:
-            f.write(orjson.dumps(row) + b"\n")
-
-
 def synth_questions(cfg: QuestionsConfig, llm, log=lambda msg: None, on_progress=None) -> dict:
     """Run the pipeline and write OUT, the rejects and OUT.summary.json; returns the summary."""
     synth = QuestionSynth(cfg, llm, log)
     synth.on_progress = on_progress
     tasks, summary = synth.run()
     rows = [r for t in tasks for r in curriculum(t)] if cfg.format == "sft" else tasks
-    rejects = cfg.rejects or default_rejects(cfg.out)
+    rejects = cfg.rejects or default_rejects_path(cfg.out)
     write_jsonl(cfg.out, rows)
-    write_jsonl(rejects, synth.rejects)
+    write_rejects(rejects, synth.rejects)
     summary.update(output=cfg.out, format=cfg.format, records=len(rows), rejects=rejects,
                    summary=cfg.out + ".summary.json")
-    write_summary(summary)
+    write_json(summary["summary"], summary)
     return summary
-
-
-def default_rejects(out: str) -> str:
-    return re.sub(r"\.jsonl$", "", out) + ".rejects.jsonl"
-
-
-def write_summary(summary: dict) -> None:
-    from ember.adp.io import atomic_writer
-
-    with atomic_writer(summary["summary"], "wb") as f:
-        f.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")

@@ -27,9 +27,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import orjson
-
-from ember.synth.backends import SamplingParams
+from ember.adp.io import write_json, write_jsonl
+from ember.adp.rejects import default_rejects_path, reject, write_rejects
+from ember.evaluate.scoring import get_scorer
+from ember.evaluate.tasks import read_tasks, task_item
+from ember.llm.backends import SamplingParams
 
 STRATEGIES = ("uniform", "prop2diff")
 # Difficulty bins of the probe fail rate: (upper bound, exclusive except the last, name).
@@ -82,46 +84,6 @@ def difficulty(fail_rate: float) -> str:
     return next(name for bound, name in BINS if fail_rate < bound or bound == math.inf)
 
 
-def read_tasks(path: str, rejects: list[dict]) -> list[dict]:
-    """Task dicts {id, prompt, answer, scorer}; bad lines appended to ``rejects``."""
-    from ember.adp.io import iter_units
-    from ember.evaluate.scoring import get_scorer
-
-    tasks, seen = [], set()
-    for line, payload in iter_units(path):
-        def bad(reason: str, detail: str) -> None:
-            rejects.append({"stage": "input", "reason": reason, "line": line, "detail": detail})
-        try:
-            rec = orjson.loads(payload) if isinstance(payload, bytes) else payload
-        except orjson.JSONDecodeError as e:
-            bad("invalid-json", str(e))
-            continue
-        if not isinstance(rec, dict):
-            bad("not-an-object", f"got {type(rec).__name__}")
-            continue
-        prompt = rec.get("prompt", rec.get("question"))
-        answer = rec.get("answer")
-        if not isinstance(prompt, str) or not prompt.strip():
-            bad("missing-field", "needs a non-empty `prompt` (or `question`)")
-            continue
-        if answer is None or isinstance(answer, (dict, list)) or str(answer).strip() == "":
-            bad("missing-field", "needs an `answer` (a string or number)")
-            continue
-        scorer = str(rec.get("scorer") or "math")
-        try:
-            get_scorer(scorer)
-        except ValueError as e:
-            bad("unknown-scorer", str(e))
-            continue
-        tid = str(rec.get("id", f"line-{line}"))
-        if tid in seen:
-            bad("duplicate-id", f"id {tid!r} appeared before")
-            continue
-        seen.add(tid)
-        tasks.append({"id": tid, "prompt": prompt, "answer": str(answer), "scorer": scorer})
-    return tasks
-
-
 def _sample(llm, items, counts: list[int], params: SamplingParams, on_progress=None):
     """Texts per item: counts[i] samples each (one batched call per distinct count)."""
     import dataclasses
@@ -140,19 +102,16 @@ def _sample(llm, items, counts: list[int], params: SamplingParams, on_progress=N
 
 def synth_solutions(cfg: SolutionsConfig, llm, log=lambda msg: None, on_progress=None) -> dict:
     """Probe, allot, sample, verify; write OUT, the rejects and OUT.summary.json."""
-    from ember.evaluate.benchmarks import task_item
-    from ember.evaluate.scoring import get_scorer
-    from ember.synth.questions import default_rejects, write_jsonl, write_summary
-
     if cfg.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {cfg.strategy!r}: use {' or '.join(STRATEGIES)}")
     if cfg.probe < 1 or cfg.k < cfg.probe:
         raise ValueError(f"need 1 <= --probe <= --k (got probe {cfg.probe}, k {cfg.k})")
     start = time.monotonic()
-    rejects: list[dict] = []
-    tasks = read_tasks(cfg.tasks, rejects)
+    tasks, rejects = read_tasks(cfg.tasks)
+    for r in rejects:
+        r["stage"] = "input"
     items = [task_item(t) for t in tasks]
-    scorers = [get_scorer(t["scorer"]) for t in tasks]
+    scorers = [get_scorer(t.get("scorer", "math")) for t in tasks]
     broken: set[str] = set()
 
     def correct(i: int, text: str) -> bool:
@@ -161,8 +120,8 @@ def synth_solutions(cfg: SolutionsConfig, llm, log=lambda msg: None, on_progress
         except Exception as e:  # a scorer that cannot read this gold: say so once, keep going
             if tasks[i]["id"] not in broken:
                 broken.add(tasks[i]["id"])
-                rejects.append({"stage": "score", "reason": "scorer-error", "id": tasks[i]["id"],
-                                "detail": f"{type(e).__name__}: {e}"[:300]})
+                rejects.append(reject("scorer-error", f"{type(e).__name__}: {e}"[:300],
+                                      stage="score", id=tasks[i]["id"]))
             return False
 
     params = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
@@ -191,17 +150,17 @@ def synth_solutions(cfg: SolutionsConfig, llm, log=lambda msg: None, on_progress
         bins[level]["covered"] += bool(kept)
         if not kept:
             err = probe_err[i] or more_err[i]
-            rejects.append({"stage": "sample", "id": task["id"],
-                            "reason": "llm-error" if err and not probe_texts[i] else "unsolved",
-                            "detail": err or f"0 correct of {cfg.probe + extra[i]} attempts"})
+            rejects.append(reject("llm-error" if err and not probe_texts[i] else "unsolved",
+                                  err or f"0 correct of {cfg.probe + extra[i]} attempts",
+                                  stage="sample", id=task["id"]))
         for j, text in enumerate(kept):
             rows.append({"id": f"{task['id']}-s{j}", "task_id": task["id"],
                          "messages": items[i].messages + [{"role": "assistant", "content": text}],
                          "fail_rate": round(fail[i], 4), "difficulty": level})
 
-    rejects_path = cfg.rejects or default_rejects(cfg.out)
+    rejects_path = cfg.rejects or default_rejects_path(cfg.out)
     write_jsonl(cfg.out, rows)
-    write_jsonl(rejects_path, rejects)
+    write_rejects(rejects_path, rejects)
     reasons = Counter(f"{r['stage']}: {r['reason']}" for r in rejects)
     summary = {
         "command": "synth solutions", "strategy": cfg.strategy, "requested": len(tasks),
@@ -215,5 +174,5 @@ def synth_solutions(cfg: SolutionsConfig, llm, log=lambda msg: None, on_progress
         "llm": dict(llm.usage), "seconds": round(time.monotonic() - start, 2),
         "output": cfg.out, "rejects": rejects_path, "summary": cfg.out + ".summary.json",
     }
-    write_summary(summary)
+    write_json(summary["summary"], summary)
     return summary

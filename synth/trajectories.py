@@ -4,11 +4,11 @@
 
     from ember.synth.trajectories import TrajectoryConfig, synthesize
     summary = synthesize(TrajectoryConfig(questions="q.jsonl", index="index/", out="t.jsonl"),
-                         teacher, judge)        # two ember.synth.llm.LLM (may be the same)
+                         teacher, judge)        # two ember.llm.client.LLM (may be the same)
 
 Reading top to bottom: read the questions (``{id, question, answer}``; bad lines are
 rejected with reasons); the teacher rolls out N trajectories per question in the search
-environment (synth/agent.py), rollout k with seed ``seed + k``; a judge LLM, shown the
+environment (evaluate/agent.py), rollout k with seed ``seed + k``; a judge LLM, shown the
 question and the steps but never the gold answer, labels four behaviours yes/no as strict
 JSON (synth/prompts/behaviour_judge.md); the QA scorer marks each final answer right or
 wrong (recorded, not a filter unless asked); a keep policy selects:
@@ -33,12 +33,18 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import orjson
 
-from ember.synth.backends import SamplingParams
+from ember.adp.io import atomic_writer, iter_units
+from ember.adp.model import api_action, message_action, text_observation, trajectory
+from ember.evaluate.agent import run_agent
+from ember.evaluate.item import Item
+from ember.evaluate.scoring import get_scorer
+from ember.evaluate.search import open_searcher
+from ember.evaluate.templates import load_prompt, render
+from ember.llm.backends import SamplingParams
 
 BEHAVIOURS = ("information_verification", "authority_evaluation", "adaptive_search",
               "error_recovery")
@@ -87,8 +93,6 @@ class TrajectoryConfig:
 
 def read_questions(path: str | Path, limit: int | None = None) -> tuple[list[dict], list[dict]]:
     """(questions, rejects): ``{id, question, gold}`` per good line; gold may be None."""
-    from ember.adp.io import iter_units
-
     good, bad, seen = [], [], set()
     for line, payload in iter_units(path):
         if limit is not None and len(good) >= limit:
@@ -125,7 +129,7 @@ def read_questions(path: str | Path, limit: int | None = None) -> tuple[list[dic
 
 
 def judge_template() -> str:
-    return (resources.files("ember.synth") / "prompts" / "behaviour_judge.md").read_text()
+    return load_prompt("behaviour_judge", package="ember.synth")
 
 
 def transcript(rollout) -> str:
@@ -158,8 +162,6 @@ def _results(step: dict) -> str:
 
 
 def judge_prompt(question: str, rollout, template: str | None = None) -> list[dict]:
-    from ember.evaluate.benchmarks import render
-
     return [{"role": "user", "content": render(template or judge_template(), {
         "question": question, "transcript": transcript(rollout)})}]
 
@@ -211,8 +213,6 @@ def statistics(records: list[dict]) -> dict:
 
 def to_adp(traj_id: str, rollout, details: dict) -> dict:
     """One rollout as an ADP trajectory (well-formed steps only; the full log in details)."""
-    from ember.adp.model import api_action, message_action, text_observation, trajectory
-
     content = [text_observation(rollout.question, "user")]
     calls = 0
     for s in rollout.steps:
@@ -230,9 +230,6 @@ def to_adp(traj_id: str, rollout, details: dict) -> dict:
 
 
 def _score(answer: str | None, gold) -> dict:
-    from ember.evaluate.benchmarks import Item
-    from ember.evaluate.scoring import get_scorer
-
     if gold is None:
         return {"correct": None, "em": None, "f1": None}
     m = get_scorer("qa")(answer or "", Item(id="", messages=[], gold=gold))
@@ -247,11 +244,7 @@ def _usage_delta(llm, before: dict) -> dict:
 def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=None,
                on_judge=None) -> dict:
     """Run the pipeline; writes OUT, the rejects file and OUT.summary.json; returns the
-    summary. ``teacher`` and ``judge`` are ember.synth.llm.LLM objects (may be one)."""
-    from ember.adp.io import atomic_writer
-    from ember.synth.agent import run_agent
-    from ember.synth.search import open_searcher
-
+    summary. ``teacher`` and ``judge`` are ember.llm.client.LLM objects (may be one)."""
     if cfg.keep not in POLICIES:
         raise ValueError(f"unknown --keep {cfg.keep!r}; choose one of {', '.join(POLICIES)}")
     out = Path(cfg.out)

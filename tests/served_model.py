@@ -104,7 +104,7 @@ def served_model(tmp_path_factory):
     for module in ("fastapi", "uvicorn"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"transformers serve needs {module}: pip install 'ember[serve]'")
-    from ember.synth.models import resolve_model
+    from ember.llm.models import resolve_model
 
     model = resolve_model("smollm2")
     port = _free_port()

@@ -7,7 +7,7 @@ import zipfile
 from tests.conftest import ROOT
 
 SUBPACKAGES = ["ember.cli", "ember.adp", "ember.adp.shapes", "ember.adp.export",
-               "ember.synth", "ember.train", "ember.train.selectors", "ember.evaluate", "ember.schemas"]
+               "ember.llm", "ember.synth", "ember.train", "ember.train.selectors", "ember.evaluate", "ember.schemas"]
 
 
 def test_wheel_contains_and_imports_everything(tmp_path):
@@ -17,7 +17,8 @@ def test_wheel_contains_and_imports_everything(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "ember/schemas/adp.schema.json" in names
     assert any(n.startswith("ember/adp/mappings/") and n.endswith(".yaml") for n in names)
-    assert "ember/synth/templates/chatml_tools.jinja" in names
+    assert "ember/llm/templates/chatml_tools.jinja" in names
+    assert "ember/evaluate/prompts/search_agent.md" in names
     assert not any(n.startswith(("cli/", "train/", "evaluate/")) for n in names)
     # Install the wheel into a bare folder and import from it alone: `python -S` skips
     # the .pth files, so the editable install of the source tree cannot answer.

@@ -22,8 +22,9 @@ import json
 import re
 from typing import Callable
 
-from ember.evaluate.benchmarks import Item
-from ember.evaluate.scoring import get_scorer, import_function
+from ember.adp.dotted import load_function
+from ember.evaluate.item import Item
+from ember.evaluate.scoring import get_scorer
 
 
 def _text(completion) -> str:
@@ -97,7 +98,7 @@ def load_reward(name: str) -> Callable:
         return format_reward
     if name == "auto":
         return auto_reward
-    return import_function(name, "reward", ["math", "qa", "code", "auto", "format"])
+    return load_function(name, what="reward", builtins=["math", "qa", "code", "auto", "format"])
 
 
 def load_rewards(names: str) -> list[Callable]:

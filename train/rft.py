@@ -39,6 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ember.adp.io import InputError, atomic_writer
+from ember.adp.rejects import default_rejects_path, write_rejects
+from ember.evaluate.tasks import read_tasks, task_item
+from ember.train.checkpoints import last_checkpoint, save_final
 from ember.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -70,24 +74,18 @@ def _from_jsonable(value):
 
 def load_tasks(path: str, rejects: Path) -> tuple[list[dict], int]:
     """Valid task records; the others go to `rejects` with a reason. (tasks, n rejected)"""
-    from ember.adp.io import InputError, atomic_writer
-    from ember.evaluate.benchmarks import read_tasks
-
     try:
         tasks, bad = read_tasks(path)
     except InputError as e:
         raise ValueError(str(e)) from e
     if bad:
-        with atomic_writer(rejects, "w") as f:
-            f.writelines(json.dumps(b) + "\n" for b in bad)
+        write_rejects(rejects, bad)
     return tasks, len(bad)
 
 
 def task_rows(tasks: list[dict]) -> list[dict]:
     """Each task as a GRPO dataset row: the chat prompt `ember eval` would send, plus the
     columns the rewards read (answer, scorer, tests as JSON text) and its index."""
-    from ember.evaluate.benchmarks import task_item
-
     rows = []
     for i, t in enumerate(tasks):
         item = task_item(t)
@@ -189,9 +187,8 @@ def make_trainer_class():
             super()._save_checkpoint(model, trial)
             if self.args.should_save:
                 folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
-                tmp = folder / (SELECTOR_STATE + ".tmp")
-                tmp.write_text(json.dumps(_jsonable(self.selector.state_dict())))
-                os.replace(tmp, folder / SELECTOR_STATE)
+                with atomic_writer(folder / SELECTOR_STATE, "w") as f:
+                    f.write(json.dumps(_jsonable(self.selector.state_dict())))
 
         def _load_optimizer_and_scheduler(self, checkpoint):
             super()._load_optimizer_and_scheduler(checkpoint)
@@ -207,9 +204,8 @@ def make_trainer_class():
                 # Lines past the checkpoint came from the interrupted run; they are redone.
                 kept = [line for line in self.selection_log.read_text().splitlines()
                         if line.strip() and json.loads(line)["step"] < step]
-                tmp = self.selection_log.with_suffix(".tmp")
-                tmp.write_text("".join(line + "\n" for line in kept))
-                os.replace(tmp, self.selection_log)
+                with atomic_writer(self.selection_log, "w") as f:
+                    f.writelines(line + "\n" for line in kept)
 
     return SelectiveGRPOTrainer
 
@@ -253,15 +249,15 @@ def run_rft(cfg: TrainConfig, model_path: str, out: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ember.train.rewards import load_rewards
-    from ember.train.stages import last_checkpoint, save_final
 
     o = cfg.rft
     if not o.tasks:
         raise ValueError("the rft stage needs --tasks TASKS.jsonl")
     out.mkdir(parents=True, exist_ok=True)
-    tasks, rejected = load_tasks(o.tasks, out / "tasks.rejects.jsonl")
+    rejects_path = default_rejects_path(out, directory=True)
+    tasks, rejected = load_tasks(o.tasks, rejects_path)
     if rejected:
-        log.warning("%d task lines rejected; reasons in %s", rejected, out / "tasks.rejects.jsonl")
+        log.warning("%d task lines rejected; reasons in %s", rejected, rejects_path)
     if len(tasks) < o.tasks_per_step:
         raise ValueError(f"{len(tasks)} usable tasks in {o.tasks}, fewer than tasks_per_step "
                          f"= {o.tasks_per_step}")

@@ -2,7 +2,7 @@
 
     ember train --stage sft --model smollm2 --data sft.jsonl --out runs/sft
 
-Reading top to bottom: read the records (bad lines go to OUT/data.rejects.jsonl with a
+Reading top to bottom: read the records (bad lines go to OUT/rejects.jsonl with a
 reason); render and tokenize each with the model's chat template, tools included, and
 label only the assistant turns; hand the tokenized rows to SFTTrainer (optional LoRA,
 packing, a held-out eval split); train with checkpoints; save OUT/model.
@@ -14,7 +14,7 @@ own Python dict keeps the text exactly what the template writes.
 
 Assistant-only loss needs a chat template that marks assistant text with
 `{% generation %}`. The embedded model already gets ember's ChatML template with those
-marks (synth/models.py). A ChatML model (`<|im_start|>`) whose own template lacks them
+marks (llm/models.py). A ChatML model (`<|im_start|>`) whose own template lacks them
 gets the same template here; any other template without the marks is an error that says
 so (or pass --no-assistant-only-loss).
 """
@@ -27,6 +27,8 @@ import os
 import re
 from pathlib import Path
 
+from ember.adp.rejects import default_rejects_path, reject, write_rejects
+from ember.train.checkpoints import last_checkpoint, save_final
 from ember.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,11 @@ def read_sft(path: str) -> tuple[list[dict], list[dict]]:
                     raise ValueError("no assistant turn to learn from")
                 if not isinstance(rec.get("tools") or [], list):
                     raise ValueError("`tools` is not a list")
-            except (orjson.JSONDecodeError, ValueError) as exc:
-                rejects.append({"source": str(path), "line": line, "error": str(exc)})
+            except orjson.JSONDecodeError as exc:
+                rejects.append(reject("invalid-json", str(exc), source=path, line=line))
+                continue
+            except ValueError as exc:
+                rejects.append(reject("not-sft-chat", str(exc), source=path, line=line))
                 continue
             rows.append(rec)
     except InputError as e:
@@ -67,7 +72,7 @@ GENERATION_MARK = re.compile(r"\{%-?\s*generation\s*-?%\}")
 def ensure_generation_marks(tokenizer) -> None:
     """Give a ChatML tokenizer ember's template with `{% generation %}` marks if its own
     has none; raise for other templates (see the module docstring)."""
-    from ember.synth.models import CHAT_TEMPLATE
+    from ember.llm.models import CHAT_TEMPLATE
 
     template = tokenizer.chat_template or ""
     if GENERATION_MARK.search(template):
@@ -95,8 +100,8 @@ def tokenize(rows: list[dict], tokenizer, max_length: int, assistant_only: bool)
             truncated += 1
             ids, mask = ids[:max_length], mask[:max_length]
         if not any(mask):
-            rejects.append({"record": i, "error": f"no assistant token within the first "
-                                                  f"{max_length} tokens"})
+            rejects.append(reject("no-assistant-token", f"no assistant token within the "
+                                  f"first {max_length} tokens", record=i))
             continue
         out.append({"input_ids": ids, "labels": [t if m else -100 for t, m in zip(ids, mask)]})
     return out, truncated, rejects
@@ -110,7 +115,6 @@ def run_sft(cfg: TrainConfig, model_path: str, out: Path) -> Path:
     from trl import SFTConfig, SFTTrainer
 
     from ember.adp.io import atomic_writer
-    from ember.train.stages import last_checkpoint, save_final
 
     o = cfg.sft
     if not o.data:
@@ -125,9 +129,9 @@ def run_sft(cfg: TrainConfig, model_path: str, out: Path) -> Path:
     data, truncated, empty = tokenize(rows, tokenizer, o.max_length, o.assistant_only_loss)
     rejects += empty
     if rejects:
-        with atomic_writer(out / "data.rejects.jsonl", "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rejects)
-        log.warning("%d sft records rejected; reasons in %s", len(rejects), out / "data.rejects.jsonl")
+        path = default_rejects_path(out, directory=True)
+        write_rejects(path, rejects)
+        log.warning("%d sft records rejected; reasons in %s", len(rejects), path)
     if truncated:
         log.warning("%d records longer than max_length=%d were truncated", truncated, o.max_length)
     if not data:

@@ -14,42 +14,17 @@ folder that already holds checkpoints is an error rather than silently overwritt
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import yaml
 
+from ember.llm.models import resolve_model
+from ember.train.checkpoints import last_checkpoint
 from ember.train.config import TrainConfig, to_dict
+from ember.train.rft import run_rft
+from ember.train.sft import run_sft
 
 log = logging.getLogger(__name__)
-
-
-def last_checkpoint(out: Path) -> Path | None:
-    found = [p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
-
-
-def save_final(trainer, path: Path) -> Path:
-    """Save the trained model and tokenizer to `path` (all or nothing), merging LoRA
-    adapters into the weights so that any loader (ember eval, vLLM) reads it as is.
-    `trainer.save_model` gathers weights sharded by DeepSpeed ZeRO-3 or FSDP."""
-    tmp = path.with_name(path.name + ".partial")
-    trainer.save_model(str(tmp))
-    if trainer.accelerator.is_main_process:
-        if (tmp / "adapter_config.json").exists():
-            from peft import AutoPeftModelForCausalLM
-
-            merged = AutoPeftModelForCausalLM.from_pretrained(str(tmp)).merge_and_unload()
-            for f in tmp.glob("adapter_*"):
-                f.unlink()
-            merged.save_pretrained(str(tmp))
-        trainer.processing_class.save_pretrained(str(tmp))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    trainer.accelerator.wait_for_everyone()
-    return path
 
 
 def check_inputs(cfg: TrainConfig) -> None:
@@ -66,10 +41,6 @@ def check_inputs(cfg: TrainConfig) -> None:
 
 def run_train(cfg: TrainConfig) -> dict:
     """Run the configured stages; returns {stage: final model directory}."""
-    from ember.synth.models import resolve_model
-    from ember.train.rft import run_rft
-    from ember.train.sft import run_sft
-
     stages = cfg.stages
     check_inputs(cfg)
     out = Path(cfg.out)

@@ -56,7 +56,7 @@ def test_each_kind_of_bad_record_is_rejected_with_a_reason(ember, tmp_path):
     assert [(r["line"], r["reason"]) for r in rejects] == [
         (2, "invalid-json"), (3, "not-an-object"), (4, "wrong-type"), (5, "missing-field"),
         (6, "invalid-utf8")]
-    assert all(r["source"] == str(src) and r["error"] for r in rejects)
+    assert all(r["source"] == str(src) and r["detail"] for r in rejects)
     # Nothing is lost: the rejected bytes are kept (base64 where they are not UTF-8).
     assert rejects[0]["raw"] == lines[1].decode()
     import base64
@@ -110,7 +110,7 @@ def test_mapping_that_names_a_missing_field(ember, tmp_path):
     assert proc.returncode == 1
     assert summary["reasons"] == {"missing-field": 2}
     (first, _) = rejects_of(tmp_path / "o.rejects.jsonl")
-    assert "uid" in first["error"]
+    assert "uid" in first["detail"]
 
 
 def test_bad_mapping_and_bad_from_fail_fast_with_clear_errors(ember, tmp_path):

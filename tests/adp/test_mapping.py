@@ -34,6 +34,9 @@ def test_every_builtin_mapping_loads():
 
 def test_unknown_from_is_a_clear_error():
     with pytest.raises(ValueError, match="not a built-in dataset"):
+        load_converter("no_such_dataset")
+    with pytest.raises(ValueError, match="unknown --from converter 'no.such.module:thing': "
+                                         "no such module"):
         load_converter("no.such.module:thing")
 
 

@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from ember.evaluate.benchmarks import (BENCHMARKS, PROMPTS, data_file, load_benchmark,
-                                       render)
+from ember.evaluate.benchmarks import BENCHMARKS, data_file, load_benchmark
+from ember.evaluate.templates import PROMPTS, render
 from ember.evaluate.scoring import get_scorer
 from tests.conftest import ROOT
 

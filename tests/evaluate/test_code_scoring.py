@@ -6,7 +6,7 @@ from math import comb
 
 import pytest
 
-from ember.evaluate.benchmarks import Item
+from ember.evaluate.item import Item
 from ember.evaluate.code_scoring import extract_code, humaneval_items, pass_at_k, score_code
 
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from ember.evaluate.benchmarks import hotpotqa_paragraphs, load_benchmark
-from tests.synth.test_agent import turn_and_question
-from tests.synth.test_backends import ok, scripted_server
+from tests.evaluate.test_agent import turn_and_question
+from tests.llm.test_backends import ok, scripted_server
 
 ROOT = Path(__file__).resolve().parents[2]
 

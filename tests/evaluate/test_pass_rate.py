@@ -28,4 +28,4 @@ def test_pass_rate_column_rejects_and_resume(ember, tmp_path):
     assert all(r["p"] in (0.0, 0.5, 1.0) for r in rated[1:])
     assert all(r["category"] == "math" for r in rated)  # other fields are kept
     (reject,) = [json.loads(line) for line in (tmp_path / "rated.rejects.jsonl").open()]
-    assert reject["line"] == 4 and "prompt" in reject["error"]
+    assert reject["line"] == 4 and "prompt" in reject["detail"]

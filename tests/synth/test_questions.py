@@ -11,14 +11,14 @@ import jsonschema
 import pytest
 
 from ember.schemas import load_schema
-from ember.synth.backends import make_backend
-from ember.synth.cache import Cache
+from ember.llm.backends import make_backend
+from ember.llm.cache import Cache
 from ember.synth.dedup import near_duplicates
-from ember.synth.llm import LLM
+from ember.llm.client import LLM
 from ember.synth.questions import (EXAMPLES, QuestionsConfig, below, curriculum, labelled,
                                    parse_composed, parse_judge, parse_seed, scorer_for,
                                    synth_questions)
-from tests.synth.test_backends import ok, scripted_server
+from tests.llm.test_backends import ok, scripted_server
 
 TASK = jsonschema.Draft202012Validator(load_schema("task"))
 

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from ember.synth.backends import make_backend
-from ember.synth.cache import Cache
-from ember.synth.llm import LLM
-from ember.synth.solutions import SolutionsConfig, allocate, difficulty, read_tasks, synth_solutions
-from tests.synth.test_backends import ok, scripted_server
+from ember.llm.backends import make_backend
+from ember.llm.cache import Cache
+from ember.llm.client import LLM
+from ember.synth.solutions import SolutionsConfig, allocate, difficulty, synth_solutions
+from tests.llm.test_backends import ok, scripted_server
 
 
 def read(path) -> list[dict]:
@@ -41,22 +41,6 @@ def test_prop2diff_allocation_numbers():
 def test_difficulty_bins():
     assert [difficulty(f) for f in (0.0, 0.25, 0.5, 0.75, 1.0)] == [
         "easy", "easy", "medium", "hard", "unsolved-in-probe"]
-
-
-def test_read_tasks_rejects_bad_lines(tmp_path):
-    path = tmp_path / "t.jsonl"
-    path.write_text('{"id": "a", "prompt": "1+1?", "answer": 2}\n'
-                    '{"question": "2+2?", "answer": "4", "scorer": "qa"}\n'
-                    'nope\n{"prompt": "x"}\n{"prompt": "", "answer": "1"}\n'
-                    '{"id": "a", "prompt": "again", "answer": "1"}\n'
-                    '{"prompt": "y", "answer": "1", "scorer": "no_such_scorer"}\n')
-    rejects = []
-    tasks = read_tasks(str(path), rejects)
-    assert tasks == [{"id": "a", "prompt": "1+1?", "answer": "2", "scorer": "math"},
-                     {"id": "line-2", "prompt": "2+2?", "answer": "4", "scorer": "qa"}]
-    assert [(r["line"], r["reason"]) for r in rejects] == [
-        (3, "invalid-json"), (4, "missing-field"), (5, "missing-field"), (6, "duplicate-id"),
-        (7, "unknown-scorer")]
 
 
 def solver(k, path, body, headers):
@@ -104,7 +88,7 @@ def test_pipeline_with_scripted_solver(tmp_path, strategy):
     assert summary["tasks_covered"] == 2 and summary["produced"] == len(rows)
     rejects = read(tmp_path / "sft.rejects.jsonl")
     assert sorted((r["stage"], r["reason"]) for r in rejects) == [
-        ("input", "missing-field"), ("sample", "unsolved")]
+        ("input", "not-a-task"), ("sample", "unsolved")]
     assert json.loads((tmp_path / "sft.jsonl.summary.json").read_text())["produced"] == len(rows)
 
     # rerun: all from the cache, same output

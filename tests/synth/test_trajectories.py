@@ -11,12 +11,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from ember.synth.llm import parse_json_object
+from ember.llm.client import parse_json_object
 from ember.synth.trajectories import (BEHAVIOURS, JUDGE_SCHEMA, POLICIES, labels_of, select,
                                       statistics)
 from tests.served_model import counting_proxy
-from tests.synth.test_agent import turn_and_question
-from tests.synth.test_backends import ok, scripted_server
+from tests.evaluate.test_agent import turn_and_question
+from tests.llm.test_backends import ok, scripted_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "examples" / "data" / "search" / "corpus.jsonl"
@@ -29,7 +29,7 @@ def _rows(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory) -> Path:
-    from ember.synth.search import build_index
+    from ember.evaluate.search import build_index
 
     out = tmp_path_factory.mktemp("traj") / "index"
     build_index(CORPUS, out)
@@ -66,7 +66,7 @@ def test_judge_json_parses_strictly():
 
 
 def test_judge_reads_steps_results_and_violations_but_no_gold():
-    from ember.synth.agent import Rollout
+    from ember.evaluate.agent import Rollout
     from ember.synth.trajectories import judge_prompt
 
     info = "<information>\nDoc 1 (Title: A) " + "a" * 1000 + "\n</information>"

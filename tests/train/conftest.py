@@ -9,7 +9,7 @@ def tiny_model(tmp_path_factory):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from ember.synth.models import resolve_model
+    from ember.llm.models import resolve_model
 
     base = resolve_model("smollm2")
     tok = AutoTokenizer.from_pretrained(base)

@@ -46,7 +46,7 @@ def test_tokenize_labels_only_assistant_tokens(tiny_model, sft_data):
 
     rows, rejects = read_sft(str(sft_data))
     assert [r["line"] for r in rejects] == [2, 4]
-    assert "no `messages` list" in rejects[0]["error"]
+    assert "no `messages` list" in rejects[0]["detail"]
     tok = AutoTokenizer.from_pretrained(tiny_model)
     data, truncated, empty = tokenize(rows, tok, 4096, assistant_only=True)
     assert len(data) + len(empty) == len(rows)

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-import importlib
+from ember.adp.dotted import load_function
 
 SELECTORS = {
     "uniform": "ember.train.selectors.uniform:UniformSelector",
@@ -26,12 +26,7 @@ SELECTORS = {
 def selector_class(name_or_path: str) -> type:
     """The class behind a built-in name (``_`` and ``-`` alike) or a dotted path."""
     path = SELECTORS.get(name_or_path.replace("_", "-"), name_or_path)
-    module, sep, attr = path.partition(":")
-    if not sep:
-        module, _, attr = path.rpartition(".")
-    if not module:
-        raise ValueError(f"unknown selector {name_or_path!r}; built-in: {', '.join(SELECTORS)}")
-    return getattr(importlib.import_module(module), attr)
+    return load_function(path, what="selector", builtins=list(SELECTORS))
 
 
 def load_selector(name_or_path: str, **kwargs):

@@ -15,7 +15,7 @@ def test_sft_chat_renders_and_trains_one_trl_step(ember, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from ember.synth.models import resolve_model
+    from ember.llm.models import resolve_model
 
     rows = []
     for name in DATASETS:

@@ -7,8 +7,8 @@ import subprocess
 import sys
 import threading
 
-from ember.synth.backends import SamplingParams
-from ember.synth.cache import Cache, cache_key
+from ember.llm.backends import SamplingParams
+from ember.llm.cache import Cache, cache_key
 
 CHAT = [{"role": "user", "content": "What is 2+3?"}]
 
@@ -30,7 +30,7 @@ def test_key_is_stable_across_processes_and_ignores_dict_order():
     key = cache_key("smollm2", CHAT, params)
     assert len(key) == 64 and key == cache_key("smollm2", CHAT, params)
     assert key == cache_key("smollm2", [{"content": "What is 2+3?", "role": "user"}], params)
-    code = ("from ember.synth.backends import SamplingParams; from ember.synth.cache import cache_key;"
+    code = ("from ember.llm.backends import SamplingParams; from ember.llm.cache import cache_key;"
             f"print(cache_key('smollm2', {CHAT!r}, SamplingParams(n=2, temperature=0.7, stop=['\\n'])))")
     # another interpreter, another hash seed: the same key
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -4,7 +4,7 @@ or over HTTP with the Search-R1 ``/retrieve`` contract.
     ember synth index corpus.jsonl -o index/          # build_index(): {id, title, text} lines
     ember synth serve-search index/ --port 8001       # serve(): POST /retrieve
 
-    from ember.synth.search import open_searcher
+    from ember.evaluate.search import open_searcher
     search = open_searcher("index/")                  # or "http://127.0.0.1:8001"
     search(["who directed Doctor Strange"], k=3)      # [[Hit(id, title, text, score), ...]]
 
@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
+
+from ember.adp.io import atomic_writer, iter_units
 
 DOCS_FILE = "docs.jsonl"
 BM25_DIR = "bm25"
@@ -80,8 +82,6 @@ def build_index(corpus: str | Path, out: str | Path) -> dict:
     """Index a JSONL corpus into ``out``; returns {docs, rejected, reasons, out}.
 
     Raises ValueError when no line is usable (an empty index would answer nothing)."""
-    from ember.adp.io import atomic_writer, iter_units
-
     out = Path(out)
     docs, rejects, seen = [], [], set()
     for line, payload in iter_units(corpus):
@@ -110,8 +110,6 @@ def build_index(corpus: str | Path, out: str | Path) -> dict:
 def index_docs(docs: list[dict], out: str | Path) -> None:
     """Write the index of checked ``{id, title, text}`` documents into ``out``."""
     import bm25s
-
-    from ember.adp.io import atomic_writer
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

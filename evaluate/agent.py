@@ -1,6 +1,6 @@
 """The agentic-search loop: a model answers a question by searching, one action per step.
 
-    from ember.synth.agent import run_agent
+    from ember.evaluate.agent import run_agent
     rollouts = run_agent(llm, ["Who directed Sinister?"], open_searcher("index/"),
                          SamplingParams(temperature=0.7, max_new_tokens=256), seeds=[0])
     rollouts[0].status, rollouts[0].answer, rollouts[0].steps   # per-step logs
@@ -8,7 +8,7 @@
 Used by `ember synth trajectories` (synth/trajectories.py) and the `hotpotqa-search`
 benchmark of `ember eval`. Each step the model writes ``<think>…</think>`` and exactly one
 action, ``<search>query</search>`` or ``<answer>text</answer>`` (prompt, with one worked
-example: synth/prompts/search_agent.md). Generation stops at ``</search>`` / ``</answer>``; the
+example: evaluate/prompts/search_agent.md). Generation stops at ``</search>`` / ``</answer>``; the
 backend drops the stop string, so it is put back. A search's top-k paragraphs come back
 as the next user turn inside ``<information>…</information>``. A step that breaks the
 format (see ``check_step``) is answered with a corrective user message instead, and still
@@ -28,9 +28,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 
-from ember.synth.backends import SamplingParams
+from ember.evaluate.templates import load_prompt, render
+from ember.llm.backends import SamplingParams
 
 STOP = ["</search>", "</answer>"]
 MAX_TURNS = 4  # steps per rollout, the answer included
@@ -47,7 +47,7 @@ _LAYOUT = re.compile(r"\s*<think>(.*?)</think>\s*<(search|answer)>(.*?)</\2>\s*"
 
 
 def prompt_template() -> str:
-    return (resources.files("ember.synth") / "prompts" / "search_agent.md").read_text()
+    return load_prompt("search_agent")
 
 
 _TURN = re.compile(r"^=== (user|assistant|system) ===[ \t]*$", re.M)
@@ -62,8 +62,6 @@ def first_messages(question: str, *, max_turns: int = MAX_TURNS, topk: int = TOP
     135M model copies the step format from a worked example, and from instructions alone
     it does not); a template without such lines is one user turn.
     """
-    from ember.evaluate.benchmarks import render
-
     text = render(template or prompt_template(),
                   {"question": question.strip(), "max_turns": max_turns, "topk": topk})
     parts = _TURN.split(text)
@@ -163,8 +161,8 @@ def run_agent(llm, questions: list[str], search, params: SamplingParams, *,
     """Roll out one trajectory per question (repeat a question for more rollouts, with
     distinct ``seeds``); returns the finished Rollouts in input order.
 
-    ``llm`` is an ember.synth.llm.LLM; ``search(queries, k)`` returns Hits per query
-    (ember.synth.search.SearchIndex or RemoteSearch). ``on_step(turn, running)`` is
+    ``llm`` is an ember.llm.client.LLM; ``search(queries, k)`` returns Hits per query
+    (ember.evaluate.search.SearchIndex or RemoteSearch). ``on_step(turn, running)`` is
     called after each step.
     """
     seeds = list(seeds) if seeds is not None else [params.seed] * len(questions)

@@ -1,6 +1,6 @@
 """Where a `--model` name points: the embedded default, a local directory, or a hub id.
 
-    from ember.synth.models import resolve_model
+    from ember.llm.models import resolve_model
     path = resolve_model("smollm2")   # a safetensors directory, built once, then reused
 
 `smollm2` is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import shutil
 from pathlib import Path
+
+from ember.adp.io import atomic_directory
 
 EMBEDDED = {
     # name -> (package carrying the GGUF, file inside it, what it is)
@@ -91,13 +92,10 @@ def materialize(name: str) -> Path:
         fresh = AutoModelForCausalLM.from_config(config)
         fresh.load_state_dict(loaded.state_dict())
         fresh.generation_config = loaded.generation_config
-        tmp = target.with_name(f".{name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        fresh.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.chat_template = CHAT_TEMPLATE.read_text()
-        tokenizer.save_pretrained(tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        with atomic_directory(target) as tmp:
+            fresh.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.chat_template = CHAT_TEMPLATE.read_text()
+            tokenizer.save_pretrained(tmp)
     return target
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ember.synth.models import cache_dir, resolve_model
+from ember.llm.models import cache_dir, resolve_model
 
 
 def test_local_directory_and_hub_id_pass_through(tmp_path):

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ember.synth.backends import BackendError, Completion, SamplingParams, cut_at_stop, make_backend
+from ember.llm.backends import BackendError, Completion, SamplingParams, cut_at_stop, make_backend
 
 FAKE_KEY = "sk-ember-test-0123456789abcdef"
 CHAT = [{"role": "user", "content": "What is 2+3?"}]

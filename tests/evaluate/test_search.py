@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ember.synth.search import RemoteSearch, SearchIndex, build_index, make_server
+from ember.evaluate.search import RemoteSearch, SearchIndex, build_index, make_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "examples" / "data" / "search"

@@ -1,7 +1,7 @@
 """LLM backends: one `generate` call for in-process transformers, an OpenAI-compatible
 endpoint, or the vLLM offline engine.
 
-    from ember.synth.backends import SamplingParams, make_backend
+    from ember.llm.backends import SamplingParams, make_backend
     llm = make_backend("hf", "smollm2")                    # or "openai" with base_url=..., or "vllm"
     outs = llm.generate([[{"role": "user", "content": "2+3?"}], "The capital of France is"],
                         SamplingParams(n=2, temperature=0.7, max_new_tokens=64, stop=["\\n\\n"]))
@@ -14,7 +14,7 @@ string (the stop string itself is not kept), as the OpenAI API does.
 
 `on_result(index, completions_or_error)` hands over each prompt's result as soon as it is
 known (openai: as each prompt finishes; hf: after each batch; vllm: at the end), so a
-caller can store it before the rest are done (ember.synth.llm caches it). With
+caller can store it before the rest are done (ember.llm.client caches it). With
 `on_result`, a prompt that fails for good (BackendError after retries) is passed to it as
 that exception and left in its slot of the returned list, and the other prompts go on;
 without it, the first failure raises, as before.
@@ -87,7 +87,7 @@ class HFBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from ember.synth.models import resolve_model
+        from ember.llm.models import resolve_model
 
         path = resolve_model(model)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -339,7 +339,7 @@ class VLLMBackend:
         except ImportError as e:
             raise BackendError("the vllm backend needs vLLM and a GPU: "
                                "pip install 'ember[gpu]'") from e
-        from ember.synth.models import resolve_model
+        from ember.llm.models import resolve_model
 
         self.vllm = vllm
         self.llm = vllm.LLM(model=resolve_model(model), dtype=dtype, **engine_kwargs)

@@ -1,6 +1,6 @@
 """A SQLite cache of LLM calls: a finished call is stored once and never sent again.
 
-    from ember.synth.cache import Cache, cache_key
+    from ember.llm.cache import Cache, cache_key
     cache = Cache("tasks.jsonl.cache.sqlite")
     key = cache_key("smollm2", [{"role": "user", "content": "2+3?"}], SamplingParams())
     cache.get(key)                      # None, or the stored completions (a list of dicts)

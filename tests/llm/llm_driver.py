@@ -1,7 +1,7 @@
 """A tiny synth-like program for the kill-and-resume test: ask N numbered questions through
 LLM.generate (with its cache) and write one JSONL line per answer, atomically.
 
-    python tests/synth/llm_driver.py --base-url http://127.0.0.1:8000/v1 --model M \\
+    python tests/llm/llm_driver.py --base-url http://127.0.0.1:8000/v1 --model M \\
         --n 12 --out answers.jsonl          # cache: answers.jsonl.cache.sqlite
 
 Prints the LLM usage as JSON on stdout when done.
@@ -13,8 +13,8 @@ import argparse
 import json
 
 from ember.adp.io import atomic_writer
-from ember.synth.backends import SamplingParams
-from ember.synth.llm import LLMConfig, make_llm
+from ember.llm.backends import SamplingParams
+from ember.llm.client import LLMConfig, make_llm
 
 
 def main() -> None:

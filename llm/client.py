@@ -1,7 +1,7 @@
 """The LLM layer of `ember synth`: a backend behind a SQLite cache, plus strict JSON output.
 
-    from ember.synth.llm import LLMConfig, make_llm
-    from ember.synth.backends import SamplingParams
+    from ember.llm.client import LLMConfig, make_llm
+    from ember.llm.backends import SamplingParams
 
     llm = make_llm(LLMConfig(model="smollm2"), out="tasks.jsonl")   # cache: tasks.jsonl.cache.sqlite
     results = llm.generate([[{"role": "user", "content": "2+3?"}]], SamplingParams(max_new_tokens=32))
@@ -49,8 +49,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ember.synth.backends import Backend, BackendError, Completion, SamplingParams, make_backend
-from ember.synth.cache import Cache, cache_key
+from ember.llm.backends import Backend, BackendError, Completion, SamplingParams, make_backend
+from ember.llm.cache import Cache, cache_key
 
 Progress = Callable[[int, int], None]
 

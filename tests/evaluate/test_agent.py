@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ember.synth.agent import (NO_RESULTS, STOP, check_step, close_action, first_messages,
+from ember.evaluate.agent import (NO_RESULTS, STOP, check_step, close_action, first_messages,
                                information, run_agent)
-from ember.synth.backends import SamplingParams, make_backend
-from ember.synth.cache import Cache
-from ember.synth.llm import LLM
-from ember.synth.search import Hit, SearchIndex, build_index
-from tests.synth.test_backends import ok, scripted_server
+from ember.llm.backends import SamplingParams, make_backend
+from ember.llm.cache import Cache
+from ember.llm.client import LLM
+from ember.evaluate.search import Hit, SearchIndex, build_index
+from tests.llm.test_backends import ok, scripted_server
 
 ROOT = Path(__file__).resolve().parents[2]
 

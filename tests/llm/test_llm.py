@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from ember.synth.backends import SamplingParams, make_backend
-from ember.synth.cache import Cache, cache_key
-from ember.synth.llm import LLM, LLMConfig, make_llm, parse_json_object
+from ember.llm.backends import SamplingParams, make_backend
+from ember.llm.cache import Cache, cache_key
+from ember.llm.client import LLM, LLMConfig, make_llm, parse_json_object
 from tests.served_model import QuietServer, counting_proxy
 
 MARKER = "sk-ember-llm-secret-7f3a9c0d5e"
