@@ -26,17 +26,20 @@ from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
+from ember.adp.config import opt
 from ember.adp.export import EXPORTERS
 from ember.adp.io import InputError, atomic_writer, iter_units, publish
+from ember.adp.mapping import (MAPPINGS_DIR, SHAPES, ConvertError, apply, builtin_names, group_key,
+                               group_records, load_converter, load_mapping)
 from ember.adp.rejects import default_rejects_path
-from ember.adp.mapping import ConvertError, apply, group_key, group_records, load_converter
+from ember.adp.summary import Summary
 
 BATCH_BYTES = 1 << 21  # records are grouped into ~2 MiB batches for workers
 BATCH_RECORDS = 2048
 
 
 @dataclass
-class Summary:
+class Tally:
     """What a run did: counts per input and rejects per reason."""
 
     read: int = 0        # raw records read
@@ -209,7 +212,7 @@ def _batches(path: str, source: str, target: str, skip: int = 0) -> Iterator[tup
 
 def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp",
             target: str = "adp", rejects: str | Path | None = None, workers: int = 1,
-            resume: bool = False, progress: Callable[[int], None] | None = None) -> Summary:
+            resume: bool = False, progress: Callable[[int], None] | None = None) -> Tally:
     """Convert ``inputs`` into ``out``; rejected records go to ``rejects``.
 
     ``source`` is ``--from`` (dataset name, mapping file, dotted path; ``adp`` for ADP
@@ -258,7 +261,7 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
     return summary
 
 
-def _record(summary: Summary, counts: dict, result: tuple) -> int:
+def _record(summary: Tally, counts: dict, result: tuple) -> int:
     """Add one batch's result to the summary and its input's counts; return records read."""
     _, _, ok, written, reasons, _, nbytes = result
     n_rejected = sum(reasons.values())
@@ -280,7 +283,7 @@ class _Stdout:
     def __init__(self, rejects):
         import sys
 
-        self.summary, self.input_index, self.units = Summary(), 0, 0
+        self.summary, self.input_index, self.units = Tally(), 0, 0
         self.out = sys.stdout.buffer
         self.rejects = open(rejects, "wb")
 
@@ -311,14 +314,14 @@ class Checkpoint:
         self.partials = [t.with_name(f".{t.name}.partial") for t in self.targets]
         self.state_path = self.targets[0].with_name(f".{self.targets[0].name}.partial.json")
         self.job = job
-        self.summary = Summary()
+        self.summary = Tally()
         self.input_index = self.units = 0
         state = self._load() if resume else None
         if state:
             self.input_index, self.units = state["input"], state["units"]
             sizes = state["sizes"]
             c = state["summary"]
-            self.summary = Summary(read=c["read"], converted=c["converted"],
+            self.summary = Tally(read=c["read"], converted=c["converted"],
                                    rejected=c["rejected"], written=c["written"],
                                    bytes_in=c["bytes_in"],
                                    reasons=collections.Counter(c["reasons"]),
@@ -381,3 +384,83 @@ def _run(pool, workers: int, batches: Iterator[tuple]):
         yield pending.popleft().get()
 
 
+# --- the command ------------------------------------------------------------------------
+
+
+@dataclass
+class ConvertConfig:
+    """`ember convert`: raw agent datasets -> ADP -> training formats."""
+
+    inputs: list[str] = opt([], "Files to read: JSONL, JSON array/object, Parquet (gzip/zstd "
+                                "ok), a saved Hugging Face dataset directory, or "
+                                "hf://org/name[:split].", argument=True, metavar="INPUT...")
+    source: str = opt("adp", "What the input is: a built-in dataset (see --list), a mapping "
+                             ".yaml file, a 'package.module:function' taking a raw record, or "
+                             "'adp' / 'atif'.", flag="--from", short="-f")
+    target: str = opt("adp", "Output format: adp, sft-chat (OpenAI messages + tools, for "
+                             "`ember train --stage sft` and TRL SFTTrainer), openhands, "
+                             "sweagent, atif.", flag="--to", short="-t")
+    out: str | None = opt(None, "Output JSONL file, written atomically ('-' for stdout).",
+                          short="-o")
+    rejects: str | None = opt(None, "Rejects JSONL file (source, line, reason, the raw "
+                                    "record) [default: OUT.rejects.jsonl].")
+    workers: int = opt(1, "Worker processes; output is byte-identical for any value.",
+                       short="-w", min=1)
+    max_reject_rate: float = opt(0.05, "Exit 1 when more than this fraction of records (or "
+                                       "any whole input) is rejected.", min=0.0, max=1.0)
+    resume: bool = opt(False, "Continue a killed run of the same command from its last "
+                              "checkpoint (output grows in .OUT.partial until it completes).")
+    list_builtins: bool = opt(False, "List built-in datasets, shapes and exporters, then exit.",
+                              flag="--list")
+
+
+def catalogue() -> dict:
+    """Built-in datasets (with their shape and description), shapes and exporters."""
+    datasets = []
+    for name in builtin_names():
+        shape, mapping = load_mapping(MAPPINGS_DIR / f"{name}.yaml")
+        datasets.append({"dataset": name, "shape": shape, "description": mapping.description})
+    shapes = {name: (importlib.import_module(mod).__doc__ or "").strip().splitlines()[0]
+              for name, mod in SHAPES.items()}
+    return {"datasets": datasets, "shapes": shapes, "exporters": list(EXPORTERS)}
+
+
+def run(cfg: ConvertConfig, progress: Callable | None = None) -> Summary:
+    """Run `ember convert`; a Summary whose exit code is 1 past ``max_reject_rate``."""
+    if cfg.list_builtins:
+        return Summary("convert --list", details=catalogue())
+    if not cfg.inputs:
+        raise ValueError("no INPUT given (try `ember convert --help`)")
+    if cfg.out is None:
+        raise ValueError("missing --out / -o (use '-' for stdout)")
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, None, "records")
+
+    tally = convert(cfg.inputs, cfg.out, source=cfg.source, target=cfg.target,
+                    rejects=cfg.rejects, workers=cfg.workers, resume=cfg.resume,
+                    progress=advance)
+    details = tally.to_dict()
+    for key in ("read", "rejected", "seconds", "reasons"):
+        details.pop(key)
+    summary = Summary("convert", read=tally.read, produced=tally.written,
+                      rejected=tally.rejected, rejected_by_reason=dict(tally.reasons.most_common()),
+                      output=str(cfg.out), rejects=str(cfg.rejects or default_rejects_path(cfg.out)),
+                      seconds=tally.seconds,
+                      details={**details, "max_reject_rate": cfg.max_reject_rate})
+    if cfg.resume and not tally.resumed:
+        summary.warnings.append("no checkpoint of this exact command was found; converted "
+                                "from the start")
+    if tally.read == 0 and not tally.input_errors:
+        summary.warnings.append("the input held no records; wrote an empty output")
+    if tally.input_errors:
+        summary.exit_code, summary.error = 1, "some inputs could not be read"
+    elif tally.reject_rate > cfg.max_reject_rate:
+        summary.exit_code, summary.error = 1, (
+            f"reject rate {tally.reject_rate:.2%} exceeds --max-reject-rate "
+            f"{cfg.max_reject_rate:.2%}")
+    return summary

@@ -1,7 +1,7 @@
 """The ADP data model: trajectories and events as plain dicts.
 
 A trajectory is ``{"id", "content": [event, ...], "details": {...}}`` and every event
-carries ``class_`` (DESIGN §2, ``schemas/adp.schema.json``). We keep them as plain dicts
+carries ``class_`` (``schemas/adp.schema.json``). We keep them as plain dicts
 rather than objects because converters stream millions of them through orjson; the
 constructors below are the one place that decides which keys an event gets, so every
 converter emits the same shape. Optional fields that are ``None`` are left out.

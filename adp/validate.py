@@ -22,13 +22,16 @@ Errors make a record invalid; warnings are reported but do not. Semantic checks:
 from __future__ import annotations
 
 import collections
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jsonschema
 import orjson
 
+from ember.adp.config import opt
 from ember.adp.io import InputError, iter_units
+from ember.adp.summary import Summary
 from ember.schemas import load_schema
 
 TOOL_ACTIONS = ("api_action", "code_action")
@@ -155,3 +158,43 @@ def validate_file(path: str | Path) -> FileReport:
     except (InputError, OSError) as exc:
         report.error = str(exc)
     return report
+
+
+@dataclass
+class ValidateConfig:
+    """`ember validate`: schema and semantic checks of ADP files."""
+
+    files: list[str] = opt([], "ADP files (JSONL, JSON array, Parquet; gzip/zstd ok).",
+                           argument=True, metavar="FILE...")
+    max_error_rate: float = opt(0.0, "Exit 1 when more than this fraction of records is "
+                                     "invalid (default: any).", min=0.0, max=1.0)
+    show: int = opt(10, "Issues to print per file.", min=0)
+
+
+def run(cfg: ValidateConfig) -> Summary:
+    """Validate every file; exit code 1 past ``max_error_rate`` or for an unreadable file."""
+    if not cfg.files:
+        raise ValueError("no FILE given (try `ember validate --help`)")
+    start = time.perf_counter()
+    reports = [validate_file(f) for f in cfg.files]
+    records = sum(r.records for r in reports)
+    invalid = sum(r.invalid for r in reports)
+    kinds = collections.Counter()
+    for r in reports:
+        for (severity, kind), n in r.counts.items():
+            if severity == "error":
+                kinds[kind] += n
+    rate = invalid / records if records else 0.0
+    summary = Summary("validate", read=records, produced=records - invalid, rejected=invalid,
+                      rejected_by_reason=dict(kinds.most_common()),
+                      seconds=time.perf_counter() - start,
+                      details={"files": [r.to_dict() for r in reports], "show": cfg.show,
+                               "ok": True})
+    if any(r.error for r in reports):
+        summary.exit_code, summary.error = 1, "some files could not be read"
+    elif rate > cfg.max_error_rate:
+        summary.exit_code, summary.error = 1, (f"{invalid} of {records} records invalid "
+                                               f"({rate:.2%} > --max-error-rate "
+                                               f"{cfg.max_error_rate:.2%})")
+    summary.details["ok"] = summary.exit_code == 0
+    return summary

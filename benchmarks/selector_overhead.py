@@ -4,7 +4,7 @@
 
 Times `bots` (both reference columns, so implicit evidence is on; Thompson draws) and
 `uniform` in one process: a few warm-up steps, then --steps steps of select(batch) +
-update(batch outcomes), outcomes drawn outside the timed region. DESIGN §7 targets for
+update(batch outcomes), outcomes drawn outside the timed region. The targets for
 bots: <= 5 ms/step at 100k tasks and <= 50 ms/step at 1M. Prints one summary line; writes
 JSON to benchmarks/results/selector_overhead.json.
 """

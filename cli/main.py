@@ -4,6 +4,9 @@
     ember validate adp.jsonl
     ember convert adp.jsonl --to sft-chat -o sft.jsonl
     ember eval --model smollm2 --benchmarks gsm8k,mawps --limit 20
+
+Every command is built the same way (ember.cli.options): a config dataclass of the
+library, its `run(cfg)`, and a renderer here.
 """
 
 from __future__ import annotations
@@ -23,18 +26,19 @@ app = typer.Typer(
         "  ember convert adp.jsonl --to sft-chat -o sft.jsonl\n\n"
         "Then measure a model:\n\n"
         "  ember eval --model smollm2 --benchmarks gsm8k,mawps --limit 20 --out runs/base\n\n"
-        "Every command reads and writes plain JSONL; `--json` prints machine-readable "
-        "results. Run `ember COMMAND --help` for each command's options."
+        "Every command reads and writes plain JSONL, takes `--config FILE.yaml` (flags "
+        "override it) and `--json` (the summary on stdout). Run `ember COMMAND --help` for "
+        "each command's options."
     ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
-app.command("convert", no_args_is_help=True)(convert.convert)
-app.command("validate", no_args_is_help=True)(validate.validate)
+convert.register(app)
+validate.register(app)
 app.add_typer(eval_command.app, name="eval")
-app.command("train", no_args_is_help=True, help=train.HELP)(train.train)
+train.register(app)
 app.add_typer(synth.app, name="synth")
 app.add_typer(bench.app, name="bench")
 

@@ -11,12 +11,17 @@ shows each benchmark's difference with its interval.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 from rich.table import Table
 
+from ember.adp.config import opt
+from ember.adp.io import atomic_writer
+from ember.adp.summary import Summary
 from ember.evaluate.runner import RESULTS_FILE, SAMPLES_FILE, _load_samples
+from ember.llm.client import seed_opt
 
 
 def results_table(results: dict, title: str = "ember eval") -> Table:
@@ -96,10 +101,33 @@ def _plot(rows: list[dict], path: Path, name_a: str, name_b: str, metric: str) -
     ax.set_ylabel(f"{metric}: {name_b} − {name_a}")
     ax.set_title("paired bootstrap, 95% CI")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_writer(path) as f:
+        fig.savefig(f, format="png", dpi=120)
     plt.close(fig)
 
 
 def load_results(run_dir: str | Path) -> dict:
     return orjson.loads((Path(run_dir) / RESULTS_FILE).read_bytes())
+
+
+@dataclass
+class CompareConfig:
+    """`ember eval compare`: per-benchmark B - A with paired-bootstrap 95% intervals."""
+
+    run_a: str = opt(None, "Baseline run directory (A).", argument=True, metavar="A")
+    run_b: str = opt(None, "Candidate run directory (B).", argument=True, metavar="B")
+    metric: str = opt("score", "Per-sample metric to compare (score, em, f1).")
+    resamples: int = opt(10_000, "Bootstrap resamples.", min=100)
+    seed: int = seed_opt(0)
+    plot: str | None = opt("compare.png", "PNG of the differences ('none': no plot).")
+
+
+def run_compare(cfg: CompareConfig) -> Summary:
+    if not cfg.run_a or not cfg.run_b:
+        raise ValueError("compare needs two run directories A and B")
+    plot = None if cfg.plot in (None, "none") else cfg.plot
+    rows = compare(cfg.run_a, cfg.run_b, metric=cfg.metric, resamples=cfg.resamples,
+                   seed=cfg.seed, plot=plot)
+    return Summary("eval compare", read=sum(r["items"] for r in rows), produced=len(rows),
+                   output=plot, details={"a": cfg.run_a, "b": cfg.run_b, "metric": cfg.metric,
+                                         "benchmarks": rows})

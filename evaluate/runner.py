@@ -25,7 +25,7 @@ import datetime
 import math
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -38,8 +38,11 @@ from ember.evaluate.code_scoring import pass_at_k
 from ember.evaluate.item import Item
 from ember.evaluate.scoring import get_scorer
 from ember.evaluate.search import DOCS_FILE, index_docs, open_searcher
-from ember.llm.backends import BackendError, Completion, SamplingParams, make_backend
-from ember.llm.client import LLM
+from ember.adp.config import from_dict, opt, section
+from ember.adp.summary import Summary
+from ember.llm.backends import BackendError, Completion, SamplingParams
+from ember.llm.client import (LLM, LLMConfig, make_llm, max_new_tokens_opt, samples_opt, seed_opt,
+                              temperature_opt, top_p_opt)
 from ember.llm.models import resolve_model
 from ember.schemas import load_schema
 
@@ -50,47 +53,48 @@ RESULTS_FILE = "results.json"
 
 @dataclass
 class EvalConfig:
-    """What `ember eval` runs; every field is a CLI flag of the same name."""
+    """`ember eval`: which benchmarks, how to sample, where the results go; the model and
+    backend are the LLM options (ember.llm.client.LLMConfig)."""
 
-    model: str = field(metadata={"help": "smollm2 (embedded), a local model dir, a hub id, or "
-                                         "the served model name with --backend openai"})
-    benchmarks: list[str] = field(default_factory=lambda: ["gsm8k"], metadata={
-        "help": "built-in names or custom:SPEC.yaml"})
-    backend: str = field(default="hf", metadata={"help": "hf | openai | vllm"})
-    base_url: str | None = field(default=None, metadata={"help": "endpoint for --backend openai"})
-    limit: int | None = field(default=None, metadata={"help": "first N items per benchmark"})
-    n: int = field(default=1, metadata={"help": "samples per item (pass@k uses them)"})
-    temperature: float = field(default=0.0, metadata={"help": "0 = greedy"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})
-    max_new_tokens: int | None = field(default=None, metadata={
-        "help": "cap on generated tokens [default: the benchmark's]"})
-    seed: int = field(default=0, metadata={"help": "sampling seed"})
-    out: str = field(default="eval-out", metadata={"help": "output directory"})
-    batch_size: int = field(default=16, metadata={"help": "hf backend batch size"})
-    concurrency: int = field(default=8, metadata={"help": "openai backend requests in flight"})
-    score_workers: int = field(default=4, metadata={"help": "threads scoring responses"})
-    search_index: str | None = field(default=None, metadata={
-        "help": "agentic benchmarks: index dir or /retrieve URL [default: built in OUT]"})
+    benchmarks: list[str] = opt(["gsm8k"], "Benchmarks: gsm8k, gsm8k-train, math500, mawps, "
+                                           "asdiv, humaneval, hotpotqa, hotpotqa-context, "
+                                           "hotpotqa-search (agentic: BM25 search then "
+                                           "answer), custom:SPEC.yaml.", short="-b")
+    out: str = opt("eval-out", "Output directory: results.json, samples.jsonl, run.json; "
+                               "rerunning into it resumes.", short="-o")
+    limit: int | None = opt(None, "First N items per benchmark.", min=1)
+    samples: int = samples_opt(1, "pass@1 and pass@n are reported when > 1.")
+    temperature: float = temperature_opt(0.0)
+    top_p: float = top_p_opt()
+    max_new_tokens: int | None = max_new_tokens_opt(None, "Default: the benchmark's own.")
+    seed: int = seed_opt(0, "Sample k of an agentic item uses seed + k.")
+    score_workers: int = opt(4, "Threads scoring responses (code runs in the sandbox).",
+                             min=1)
+    search_index: str | None = opt(None, "Search index for hotpotqa-search: an `ember synth "
+                                         "index` directory or http://HOST:PORT of a /retrieve "
+                                         "server [default: the 53 questions' 521 paragraphs, "
+                                         "indexed into OUT/search-index].")
+    llm: LLMConfig = section(LLMConfig, help="LLM")
 
     def identity(self) -> dict:
         """The settings a resumed run must share with the run it continues."""
-        return {k: getattr(self, k) for k in
-                ("model", "backend", "n", "temperature", "top_p", "max_new_tokens", "seed")}
+        return {"model": self.llm.model, "backend": self.llm.backend, "samples": self.samples,
+                "temperature": self.temperature, "top_p": self.top_p,
+                "max_new_tokens": self.max_new_tokens, "seed": self.seed}
 
 
-def run_eval(cfg: EvalConfig, backend=None,
-             progress: Callable[[str, int, int], None] | None = None) -> dict:
+def run_eval(cfg: EvalConfig, llm: LLM | None = None,
+             progress: Callable[[int, int, str], None] | None = None) -> dict:
     """Run (or resume) an evaluation; returns the results dict also written to results.json."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     _check_resume(out, cfg)
     benches = [load_benchmark(name) for name in cfg.benchmarks]  # fail fast on a bad name
-    model_path = cfg.model if cfg.backend == "openai" else resolve_model(cfg.model)
-    if backend is None:
-        backend = make_backend(cfg.backend, model_path, base_url=cfg.base_url,
-                               concurrency=cfg.concurrency, batch_size=cfg.batch_size)
+    model_path = cfg.llm.model if cfg.llm.backend == "openai" else resolve_model(cfg.llm.model)
+    if llm is None:
+        llm = make_llm(cfg.llm)
     done = _load_samples(out / SAMPLES_FILE)
-    _drop_partial(out / SAMPLES_FILE, done, cfg.n)
+    _drop_partial(out / SAMPLES_FILE, done, cfg.samples)
     timing: dict[str, dict] = {}
     asked: dict[str, set[str]] = {}
     start = time.perf_counter()
@@ -101,22 +105,22 @@ def run_eval(cfg: EvalConfig, backend=None,
             asked[bench.name] = {item.id for item in items}
             finished = {i for (b, i) in done if b == bench.name}
             todo = [item for item in items if item.id not in finished]
-            params = SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
+            params = SamplingParams(n=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p,
                                     max_new_tokens=cfg.max_new_tokens or bench.max_new_tokens,
                                     seed=cfg.seed, stop=bench.stop)
             t = timing.setdefault(bench.name, {"generate_s": 0.0, "score_s": 0.0,
                                                "generated": 0, "completion_tokens": 0})
             # Samples are appended after every chunk, so a kill loses at most one chunk.
-            step = cfg.batch_size if cfg.backend == "hf" else 4 * cfg.concurrency
+            step = cfg.llm.batch_size if cfg.llm.backend == "hf" else 4 * cfg.llm.concurrency
             for lo in range(0, len(todo), step):
                 chunk = todo[lo:lo + step]
                 t0 = time.perf_counter()
                 if bench.agent:
-                    rollouts = _run_agent(chunk, backend, params, cfg, out)
+                    rollouts = _run_agent(chunk, llm, params, cfg, out)
                     outputs = [[Completion(r.answer or "", r.tokens, r.status) for r in rs]
                                for rs in rollouts]
                 else:
-                    outputs = backend.generate([_prompt(bench, it) for it in chunk], params)
+                    outputs = _generate(llm, [_prompt(bench, it) for it in chunk], params)
                 t1 = time.perf_counter()
                 rows = _score(bench, chunk, outputs, pool)
                 if bench.agent:  # the response is the answer; keep how it was found
@@ -131,7 +135,7 @@ def run_eval(cfg: EvalConfig, backend=None,
                 for r in rows:
                     done.setdefault((bench.name, r["id"]), []).append(r)
                 if progress:
-                    progress(bench.name, min(lo + step, len(todo)), len(todo))
+                    progress(min(lo + step, len(todo)), len(todo), bench.name)
     results = aggregate(cfg, benches, done, timing, model_path, asked)
     results["timings"] = {"total_s": round(time.perf_counter() - start, 3)}
     write_results(out, results)
@@ -141,7 +145,7 @@ def run_eval(cfg: EvalConfig, backend=None,
 def rescore(out: str | Path, score_workers: int = 4) -> dict:
     """Score saved samples again (new scorer, fixed extraction) without any model."""
     out = Path(out)
-    cfg = EvalConfig(**orjson.loads((out / RUN_FILE).read_bytes())["config"])
+    cfg = from_dict(EvalConfig, orjson.loads((out / RUN_FILE).read_bytes())["config"])
     done = _load_samples(out / SAMPLES_FILE)
     names = list(dict.fromkeys(b for b, _ in done))
     benches = [load_benchmark(name) for name in names]
@@ -166,18 +170,28 @@ def rescore(out: str | Path, score_workers: int = 4) -> dict:
 # --- pieces ----------------------------------------------------------------------------
 
 
-def _run_agent(items: list[Item], backend, params, cfg: EvalConfig, out: Path) -> list[list]:
+def _generate(llm: LLM, prompts: list, params: SamplingParams) -> list[list[Completion]]:
+    """Completions per prompt; a call that failed for good fails the run (one line), so
+    that no sample is saved, and skipped on resume, for a call that never happened."""
+    results = llm.generate(prompts, params)
+    failed = next((r for r in results if not r.ok), None)
+    if failed is not None:
+        raise BackendError(failed.error)
+    return [r.completions for r in results]
+
+
+def _run_agent(items: list[Item], llm: LLM, params, cfg: EvalConfig, out: Path) -> list[list]:
     """n search-agent rollouts per item (sample k with seed + k), grouped per item. A
     backend failure fails the run, as it does for one generation, so that no sample is
     saved (and skipped on resume) for a call that never happened."""
     search = _searcher(cfg, out)
-    jobs = [(it, k) for it in items for k in range(cfg.n)]
-    done = run_agent(LLM(backend, model=cfg.model), [it.meta["question"] for it, _ in jobs],
+    jobs = [(it, k) for it in items for k in range(cfg.samples)]
+    done = run_agent(llm, [it.meta["question"] for it, _ in jobs],
                      search, params, seeds=[cfg.seed + k for _, k in jobs])
     failed = next((r for r in done if r.status == "error"), None)
     if failed is not None:
         raise BackendError(failed.error)
-    return [done[i * cfg.n:(i + 1) * cfg.n] for i in range(len(items))]
+    return [done[i * cfg.samples:(i + 1) * cfg.samples] for i in range(len(items))]
 
 
 def _searcher(cfg: EvalConfig, out: Path):
@@ -235,7 +249,7 @@ def _check_resume(out: Path, cfg: EvalConfig) -> None:
     """Refuse to mix samples of different settings in one directory; record this run's."""
     run_file = out / RUN_FILE
     if run_file.exists() and (out / SAMPLES_FILE).exists():
-        old = EvalConfig(**orjson.loads(run_file.read_bytes())["config"]).identity()
+        old = from_dict(EvalConfig, orjson.loads(run_file.read_bytes())["config"]).identity()
         if old != cfg.identity():
             diff = {k: (old[k], v) for k, v in cfg.identity().items() if old[k] != v}
             raise ValueError(f"{out} holds samples of a run with other settings "
@@ -287,8 +301,8 @@ def aggregate(cfg: EvalConfig, benches: list[Benchmark], done: dict, timing: dic
                         for rows in rows_by_item.values()]
             value, stderr = _mean_stderr(per_item)
             metrics[name] = {"value": value, "stderr": stderr}
-        if cfg.n > 1:
-            for k in sorted({1, cfg.n}):
+        if cfg.samples > 1:
+            for k in sorted({1, cfg.samples}):
                 per_item = [pass_at_k(len(rows), sum(r["metrics"].get("score", 0) >= 1
                                                      for r in rows), k)
                             for rows in rows_by_item.values() if len(rows) >= k]
@@ -308,9 +322,9 @@ def aggregate(cfg: EvalConfig, benches: list[Benchmark], done: dict, timing: dic
     return {
         "ember_version": _version(), "git_revision": _git_revision(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": cfg.model, "model_path": model_path, "backend": cfg.backend,
-        "base_url": cfg.base_url,
-        "generation": {"n": cfg.n, "temperature": cfg.temperature, "top_p": cfg.top_p,
+        "model": cfg.llm.model, "model_path": model_path, "backend": cfg.llm.backend,
+        "base_url": cfg.llm.base_url,
+        "generation": {"n": cfg.samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
                        "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed,
                        "limit": cfg.limit},
         "benchmarks": per_bench,
@@ -341,3 +355,39 @@ def _git_revision() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return proc.stdout.strip() or None
+
+
+# --- the commands ----------------------------------------------------------------------
+
+
+def run(cfg: EvalConfig, progress: Callable | None = None) -> Summary:
+    """`ember eval`: run or resume, and summarise (the summary holds results.json)."""
+    out = Path(cfg.out)
+    results = run_eval(cfg, progress=progress)
+    items = sum(b["items"] for b in results["benchmarks"].values())
+    samples = sum(b["samples"] for b in results["benchmarks"].values())
+    return Summary("eval", read=items, produced=samples, output=str(out / RESULTS_FILE),
+                   seconds=results["timings"]["total_s"],
+                   details={"samples_file": str(out / SAMPLES_FILE), **results})
+
+
+@dataclass
+class RescoreConfig:
+    """`ember eval rescore`: score saved samples again, without the model."""
+
+    run: str = opt(None, "A directory written by `ember eval`.", argument=True, metavar="RUN")
+    score_workers: int = opt(4, "Threads scoring responses (code runs in the sandbox).",
+                             min=1)
+
+
+def run_rescore(cfg: RescoreConfig) -> Summary:
+    out = Path(cfg.run or "")
+    if not cfg.run or not (out / SAMPLES_FILE).exists():
+        raise ValueError(f"{out}/{SAMPLES_FILE} not found: not an `ember eval` output "
+                         "directory")
+    start = time.perf_counter()
+    results = rescore(out, cfg.score_workers)
+    samples = sum(b["samples"] for b in results["benchmarks"].values())
+    return Summary("eval rescore", read=samples, produced=samples,
+                   output=str(out / RESULTS_FILE), seconds=time.perf_counter() - start,
+                   details=results)

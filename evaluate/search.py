@@ -26,13 +26,17 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
 
+from ember.adp.config import opt
 from ember.adp.io import atomic_writer, iter_units
+from ember.adp.rejects import count_reasons, reject, write_rejects
+from ember.adp.summary import Summary
 
 DOCS_FILE = "docs.jsonl"
 BM25_DIR = "bm25"
@@ -78,10 +82,11 @@ def _doc_of(line: int, payload) -> tuple[dict | None, str | None]:
     return {"id": str(doc_id), "title": title.strip(), "text": text.strip()}, None
 
 
-def build_index(corpus: str | Path, out: str | Path) -> dict:
-    """Index a JSONL corpus into ``out``; returns {docs, rejected, reasons, out}.
+def build_index(corpus: str | Path, out: str | Path) -> Summary:
+    """Index a JSONL corpus into ``out``; rejects go to OUT/rejects.jsonl.
 
     Raises ValueError when no line is usable (an empty index would answer nothing)."""
+    start = time.perf_counter()
     out = Path(out)
     docs, rejects, seen = [], [], set()
     for line, payload in iter_units(corpus):
@@ -89,7 +94,8 @@ def build_index(corpus: str | Path, out: str | Path) -> dict:
         if doc is not None and doc["id"] in seen:
             doc, reason = None, f"duplicate-id: {doc['id']!r} already used"
         if doc is None:
-            rejects.append({"source": str(corpus), "line": line, "reason": reason})
+            kind, _, detail = reason.partition(": ")
+            rejects.append(reject(kind, detail, source=corpus, line=line))
             continue
         seen.add(doc["id"])
         docs.append(doc)
@@ -97,14 +103,56 @@ def build_index(corpus: str | Path, out: str | Path) -> dict:
         raise ValueError(f"{corpus}: no usable document ({len(rejects)} rejected); each line "
                          "should be a JSON object with a non-empty 'text'")
     index_docs(docs, out)
-    with atomic_writer(out / REJECTS_FILE) as f:
-        f.write(b"".join(orjson.dumps(r) + b"\n" for r in rejects))
-    reasons: dict[str, int] = {}
-    for r in rejects:
-        kind = r["reason"].split(":", 1)[0]
-        reasons[kind] = reasons.get(kind, 0) + 1
-    return {"docs": len(docs), "rejected": len(rejects), "reasons": reasons, "out": str(out),
-            "rejects": str(out / REJECTS_FILE)}
+    write_rejects(out / REJECTS_FILE, rejects)
+    return Summary("synth index", read=len(docs) + len(rejects), produced=len(docs),
+                   rejected=len(rejects), rejected_by_reason=count_reasons(rejects),
+                   output=str(out), rejects=str(out / REJECTS_FILE),
+                   seconds=time.perf_counter() - start)
+
+
+@dataclass
+class IndexConfig:
+    """`ember synth index`: a BM25 index of a JSONL corpus."""
+
+    corpus: str = opt(None, "JSONL corpus, one {id, title, text} per line.", argument=True,
+                      metavar="CORPUS")
+    out: str = opt(None, "Output directory: the index (bm25/, docs.jsonl, rejects.jsonl).",
+                   short="-o")
+
+
+def run_index(cfg: IndexConfig) -> Summary:
+    if not cfg.corpus or not cfg.out:
+        raise ValueError("ember synth index needs CORPUS and --out")
+    return build_index(cfg.corpus, cfg.out)
+
+
+@dataclass
+class ServeConfig:
+    """`ember synth serve-search`: the Search-R1 /retrieve contract over HTTP."""
+
+    index: str = opt(None, "Index directory from `ember synth index`.", argument=True,
+                     metavar="INDEX")
+    port: int = opt(8001, "TCP port (0: any free one).", short="-p", min=0, max=65535)
+    host: str = opt("127.0.0.1", "Address to bind; keep it local unless you mean to share "
+                                 "the corpus.")
+
+
+def run_serve(cfg: ServeConfig, on_ready=None) -> Summary:
+    """Serve until interrupted (Ctrl-C ends it cleanly); ``on_ready(url)`` once listening."""
+    if not cfg.index:
+        raise ValueError("ember synth serve-search needs INDEX")
+    server = make_server(SearchIndex(cfg.index), cfg.host, cfg.port)
+    url = f"http://{cfg.host}:{server.server_address[1]}/retrieve"
+    if on_ready:
+        on_ready(url)
+    start = time.perf_counter()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return Summary("synth serve-search", output=url, seconds=time.perf_counter() - start)
 
 
 def index_docs(docs: list[dict], out: str | Path) -> None:

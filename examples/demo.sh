@@ -45,7 +45,7 @@ done
 echo "== 6. synthesize thinking-centric questions (MindGYM) and check them against the task schema"
 ember synth questions --backend openai --base-url "$URL" --model "$MODEL_DIR" \
   --concurrency 1 --timeout 600 --categories science,history,logic \
-  --n 3 --oversample 2 --max-rounds 2 --max-new-tokens 128 --no-consistency \
+  --count 3 --oversample 2 --max-rounds 2 --max-new-tokens 128 --no-consistency \
   -o "$OUT/synth/tasks.jsonl"
 python - "$OUT/synth/tasks.jsonl" <<'PY'
 import json, sys, jsonschema
@@ -61,7 +61,7 @@ echo "== 7. agentic-search trajectories (behaviour priming): embedded model as t
 ember synth index examples/data/search/corpus.jsonl -o "$OUT/search/index"
 ember synth trajectories --backend openai --base-url "$URL" --model "$MODEL_DIR" --timeout 600 \
   -q examples/data/search/questions.jsonl --limit 2 --index "$OUT/search/index" \
-  --rollouts 2 --max-turns 3 --topk 2 --max-new-tokens 48 \
+  --samples 2 --max-turns 3 --topk 2 --max-new-tokens 48 \
   --judge-max-new-tokens 64 --judge-attempts 2 --keep any -o "$OUT/search/trajectories.jsonl"
 ember validate "$OUT/search/trajectories.jsonl"
 ember convert "$OUT/search/trajectories.jsonl" --to sft-chat -o "$OUT/search/trajectories.sft.jsonl"
@@ -71,10 +71,10 @@ echo "== 8. train: SFT on the exported trajectories, then RFT with --selector bo
 cat examples/data/tasks/mawps_singleop.jsonl "$OUT/synth/tasks.jsonl" > "$OUT/synth/rft_tasks.jsonl"
 rm -rf "$OUT/train"
 ember train --stage sft,rft --model smollm2 --out "$OUT/train" \
-  --data "$OUT/sft.jsonl" --sft-max-steps ${DEMO_SFT_STEPS:-3} --sft-batch-size 2 --max-length 512 \
+  --data "$OUT/sft.jsonl" --sft-max-steps ${DEMO_SFT_STEPS:-3} --sft-batch-size 2 --sft-max-length 512 \
   --tasks "$OUT/synth/rft_tasks.jsonl" --selector bots --reward auto,format \
-  --reward-weights 1.0,0.1 --rft-max-steps ${DEMO_RFT_STEPS:-3} --tasks-per-step 2 \
-  --num-generations 4 --rft-batch-size 8 --max-completion-length 96 --temperature 0.8 \
+  --reward-weights 1.0,0.1 --rft-max-steps ${DEMO_RFT_STEPS:-3} --rft-tasks-per-step 2 \
+  --rft-samples 4 --rft-batch-size 8 --rft-max-new-tokens 96 --rft-temperature 0.8 \
   --rft-learning-rate 2e-6
 
 echo "== 9. evaluate the trained model and compare (before -> after)"

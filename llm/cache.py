@@ -1,8 +1,9 @@
 """A SQLite cache of LLM calls: a finished call is stored once and never sent again.
 
-    from ember.llm.cache import Cache, cache_key
+    from ember.llm.cache import Cache, cache_key, model_identity
     cache = Cache("tasks.jsonl.cache.sqlite")
-    key = cache_key("smollm2", [{"role": "user", "content": "2+3?"}], SamplingParams())
+    key = cache_key(model_identity("smollm2"), [{"role": "user", "content": "2+3?"}],
+                    SamplingParams())
     cache.get(key)                      # None, or the stored completions (a list of dicts)
     cache.put(key, [{"text": "5", "tokens": 2, "finish_reason": "stop"}])
 
@@ -12,9 +13,15 @@ at any moment keeps every call it had finished (only a power cut can lose the la
 One connection is shared by all threads behind a lock: the openai backend finishes calls
 on an asyncio loop that may run in a helper thread, and other threads may read meanwhile.
 
-The key is a sha256 of a canonical JSON of the model name, the prompt and every sampling
-field (n, seed, stop included); nothing else goes in, so API keys and endpoint URLs never
-reach the file.
+The key is a sha256 of a canonical JSON of the model's identity, the prompt and every
+sampling field (n, seed, stop included); nothing else goes in, so API keys and endpoint
+URLs never reach the file. The identity (`model_identity`) is what the model *is*, not
+what it is called: for a local model directory (the embedded `smollm2` resolves to one) a
+sha256 over the names, sizes and contents of its model files, so a directory retrained in
+place is another model and its old completions are never replayed; for anything else (a
+served model's name, a hub id) the name itself. Hashing reads every byte (about 0.7 s per
+500 MB), so compute the identity once and key every prompt with it, as
+`ember.llm.client.LLM` does (once per object, on its first cached call).
 """
 
 from __future__ import annotations
@@ -27,11 +34,58 @@ import sqlite3
 import threading
 import time
 
-KEY_VERSION = 1  # bump when the key recipe changes, so old rows are simply never hit
+KEY_VERSION = 2  # bump when the key recipe changes, so old rows are simply never hit
+
+# The files of a model directory that make up the model: weights, configs, tokenizer, chat
+# template, remote code. Other files (a README, logs, outputs or this very cache written
+# next to the model) are left out, and so are the optimizer/scheduler/RNG state of a
+# training checkpoint: none changes what the model answers.
+MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".json", ".model",
+                       ".txt", ".jinja", ".tiktoken", ".py")
+TRAINING_STATE_PREFIXES = ("optimizer", "scheduler", "rng_state")
+
+
+def model_identity(model: str, *, embedded: bool = True) -> str:
+    """What cache keys call `model`: "files:<sha256>" of its model files when `model` is a
+    local file or directory (an embedded name resolves to its materialised directory when
+    `embedded`; a served model's name does not), else `model` itself.
+
+    The sha256 covers each model file's name, size and sha256 content; the path itself is
+    left out, so a copy of the same model shares its cache. Reading every byte costs about
+    0.7 s per 500 MB (less than loading the model does), so compute it once and reuse it.
+    """
+    if embedded:
+        from ember.llm.models import EMBEDDED, resolve_model
+
+        if model in EMBEDDED:
+            model = resolve_model(model)
+    path = os.path.expanduser(model)
+    if os.path.isfile(path):
+        files = [path]
+    elif os.path.isdir(path):
+        files = sorted(entry.path for entry in os.scandir(path)
+                       if entry.is_file() and entry.name.endswith(MODEL_FILE_SUFFIXES)
+                       and not entry.name.startswith(TRAINING_STATE_PREFIXES))
+    else:
+        files = []
+    if not files:  # not local (or nothing in it a loader would read): the name is all we know
+        return model
+    entries = [[os.path.basename(f), os.path.getsize(f), _sha256_file(f)] for f in files]
+    blob = json.dumps(entries, separators=(",", ":")).encode()
+    return "files:" + hashlib.sha256(blob).hexdigest()
+
+
+def _sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def cache_key(model: str, prompt: list[dict] | str, params) -> str:
-    """sha256 hex of (model, prompt, all fields of `params`) in canonical JSON."""
+    """sha256 hex of (model, prompt, all fields of `params`) in canonical JSON; `model` is
+    the model's identity, `model_identity(name)` (a plain name stands for itself)."""
     fields = dataclasses.asdict(params)
     fields["stop"] = list(fields.get("stop") or [])
     blob = json.dumps({"v": KEY_VERSION, "model": model, "prompt": prompt, "params": fields},

@@ -16,8 +16,12 @@ finishes; hf: after each batch). A run killed with SIGKILL and started again the
 sends only the calls that were in flight or not yet started. Failed calls (after the
 backend's retries) are not cached, so a rerun tries them again.
 
-The cache key is the model name as given (`--model`), the prompt and every sampling
-field: the same prompt asked with another seed is another call. That is how
+The cache key is the model's identity, the prompt and every sampling field: the same
+prompt asked with another seed is another call. The identity of a local model directory
+(and of the embedded `smollm2` on the hf and vllm backends) is a hash of its model files'
+contents, so a model retrained in place gets fresh answers; a served model's name
+(`--backend openai`, unless the name is a local directory) or a hub id stands for itself.
+It is computed once per LLM, on the first call with a cache. That is how
 `generate_json` retries: attempt k uses seed + k, and each attempt is cached on its own.
 With temperature 0 a deterministic backend answers a retry with the same text, so give
 JSON calls some temperature.
@@ -46,11 +50,13 @@ import os
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-from ember.llm.backends import Backend, BackendError, Completion, SamplingParams, make_backend
-from ember.llm.cache import Cache, cache_key
+from ember.adp.config import opt
+from ember.llm.backends import (Backend, BackendError, Completion, OpenAIBackend, SamplingParams,
+                                make_backend)
+from ember.llm.cache import Cache, cache_key, model_identity
 
 Progress = Callable[[int, int], None]
 
@@ -78,11 +84,24 @@ class LLM:
         self.backend, self.model, self.cache = backend, model, cache
         self.usage = {"calls": 0, "cached": 0, "failed": 0, "completion_tokens": 0, "seconds": 0.0}
         self._lock = threading.Lock()  # results may arrive on the backend's loop thread
+        self._identity: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """What the cache keys call the model (`ember.llm.cache.model_identity`), computed on
+        first use and kept: hashing a model's files reads all of them. An embedded name is
+        resolved only for an in-process backend; an endpoint's model name is its own."""
+        if self._identity is None:
+            self._identity = model_identity(
+                self.model, embedded=not isinstance(self.backend, OpenAIBackend))
+        return self._identity
 
     def generate(self, prompts: list[list[dict] | str], params: SamplingParams,
                  on_progress: Progress | None = None) -> list[Result]:
         """One Result per prompt, in input order; identical prompts are asked once."""
-        keys = [cache_key(self.model, p, params) for p in prompts]
+        # Without a cache the keys only merge identical prompts: the name will do.
+        model = self.identity if self.cache is not None else self.model
+        keys = [cache_key(model, p, params) for p in prompts]
         first: dict[str, int] = {}  # key -> index of its first prompt
         for i, key in enumerate(keys):
             first.setdefault(key, i)
@@ -220,26 +239,53 @@ def _first_valid(completions: list[Completion], validator) -> tuple[dict | None,
 
 # ---------------------------------------------------------------- config
 
+MODEL_HELP = ("Model: smollm2 (the embedded default), a local model directory, a hub id, or "
+              "the served model's name with --backend openai.")
+
+
 @dataclass
 class LLMConfig:
-    """Which model answers and how; `ember synth` commands expose each field as an option."""
+    """Which model answers and how: the LLM options of `ember eval` and `ember synth`."""
 
-    model: str = field(default="smollm2", metadata={"help": (
-        "smollm2 (the embedded default), a local model directory, a hub id, or the served "
-        "model's name with --backend openai.")})
-    backend: str = field(default="hf", metadata={"help": "hf (in-process), openai (endpoint), vllm (GPU)."})
-    base_url: str | None = field(default=None, metadata={"help": (
-        "OpenAI-compatible endpoint for --backend openai; the key comes from $OPENAI_API_KEY.")})
-    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": (
-        "Environment variable holding the API key (never logged, cached or written).")})
-    concurrency: int = field(default=8, metadata={"help": "openai requests in flight."})
-    batch_size: int = field(default=16, metadata={"help": "hf backend batch size."})
-    max_retries: int = field(default=5, metadata={"help": (
-        "openai: retries per request on timeouts, 429 and 5xx (exponential backoff).")})
-    timeout: float = field(default=120.0, metadata={"help": "openai: seconds per request."})
-    cache: str | None = field(default=None, metadata={"help": (
-        "SQLite cache of every LLM call, so a rerun resumes (default: OUT.cache.sqlite; "
-        "'none' turns it off).")})
+    model: str = opt("smollm2", MODEL_HELP, short="-m")
+    backend: str = opt("hf", "Backend: hf (in-process transformers), openai (an "
+                             "OpenAI-compatible endpoint), vllm (offline engine, GPU).")
+    base_url: str | None = opt(None, "Endpoint URL for --backend openai "
+                                     "(http://127.0.0.1:8000/v1); the key comes from "
+                                     "--api-key-env.")
+    api_key_env: str = opt("OPENAI_API_KEY", "Environment variable holding the API key "
+                                             "(never logged, cached or written).")
+    concurrency: int = opt(8, "Requests in flight with --backend openai.", min=1)
+    batch_size: int = opt(16, "Prompts per forward batch with --backend hf.", min=1)
+    max_retries: int = opt(5, "Retries per request on timeouts, 429 and 5xx (exponential "
+                              "backoff with jitter), --backend openai.", min=0)
+    timeout: float = opt(120.0, "Seconds per request with --backend openai.", min=0.001)
+    cache: str | None = opt(None, "SQLite cache of every LLM call, so a rerun resumes "
+                                  "(default: OUT.cache.sqlite for synth, none for eval; "
+                                  "'none' turns it off).")
+
+
+# Sampling options, declared once so that every command spells and explains them alike;
+# `note` adds what a flag means for one command.
+def samples_opt(default: int, note: str = "") -> int:
+    return opt(default, " ".join(["Samples per prompt.", note]).strip(), short="-n", min=1)
+
+
+def temperature_opt(default: float, note: str = "") -> float:
+    return opt(default, " ".join(["Sampling temperature (0 = greedy).", note]).strip(), min=0.0)
+
+
+def top_p_opt(default: float = 1.0) -> float:
+    return opt(default, "Nucleus sampling: sample from the smallest set of tokens whose "
+                        "probability reaches this.", min=0.0, max=1.0)
+
+
+def max_new_tokens_opt(default: int | None, note: str = "") -> int | None:
+    return opt(default, " ".join(["Cap on generated tokens per call.", note]).strip(), min=1)
+
+
+def seed_opt(default: int = 0, note: str = "") -> int:
+    return opt(default, " ".join(["Seed of sampling and every random choice.", note]).strip())
 
 
 def make_llm(cfg: LLMConfig, *, out: str | os.PathLike | None = None) -> LLM:

@@ -52,7 +52,10 @@ from ember.evaluate import templates
 from ember.evaluate.scoring import get_scorer
 from ember.evaluate.tasks import task_item
 from ember.evaluate.templates import render
+from ember.adp.config import opt, section
+from ember.adp.summary import Summary
 from ember.llm.backends import SamplingParams
+from ember.llm.client import LLMConfig, make_llm, max_new_tokens_opt, seed_opt, temperature_opt
 from ember.schemas import load_schema
 from ember.synth.dedup import cosine, near_duplicates
 
@@ -127,33 +130,38 @@ CONSISTENCY_F1 = 0.5   # a QA re-solve agrees when EM = 1 or token F1 reaches th
 
 @dataclass
 class QuestionsConfig:
-    out: str = field(metadata={"help": "Output JSONL (task records, or sft-chat with format=sft)."})
-    n: int = field(default=20, metadata={"help": "Questions wanted after quality control."})
-    categories: list[str] = field(default_factory=lambda: list(DEFAULT_CATEGORIES),
-                                  metadata={"help": "Semantic categories, taken in turn."})
-    relations: list[str] = field(default_factory=lambda: list(RELATIONS),
-                                 metadata={"help": "Relation types, taken in turn."})
-    seeds: str | None = field(default=None, metadata={
-        "help": "JSONL of seed documents (`text`) or QA items (`question`/`answer`)."})
-    system_prompt: str | None = field(default=None, metadata={
-        "help": "File with the cognitive-objectives system prompt [default: built in]."})
-    sub_questions: int = field(default=2, metadata={"help": "Single-hop questions per seed."})
-    oversample: float = field(default=2.0, metadata={
-        "help": "Candidates per missing question in each round."})
-    max_rounds: int = field(default=3, metadata={"help": "Rounds of candidates at most."})
-    temperature: float = field(default=0.7, metadata={
-        "help": "Sampling temperature of the seed and composition stages."})
-    max_new_tokens: int = field(default=384, metadata={"help": "Token cap per generation."})
-    judge: bool = field(default=True, metadata={"help": "Run the LLM judge."})
-    min_score: float = field(default=3.0, metadata={
-        "help": "Every judge dimension must reach this score (1-5)."})
-    consistency: bool = field(default=True, metadata={"help": "Re-solve and compare answers."})
-    dedup_threshold: float = field(default=0.8, metadata={
-        "help": "TF-IDF cosine at or above which a question is a near-duplicate."})
-    format: str = field(default="tasks", metadata={"help": "tasks | sft (curriculum records)."})
-    seed: int = field(default=0, metadata={"help": "Seed of every sampled call."})
-    rejects: str | None = field(default=None, metadata={
-        "help": "Rejects JSONL [default: OUT with .rejects.jsonl]."})
+    """`ember synth questions`: MindGYM question synthesis with quality control."""
+
+    out: str = opt(None, "Output JSONL file: task records (or sft-chat records with "
+                         "--format sft); OUT.rejects.jsonl, OUT.summary.json and "
+                         "OUT.cache.sqlite beside it.", short="-o")
+    count: int = opt(20, "Questions wanted after quality control.", min=1)
+    categories: list[str] = opt(list(DEFAULT_CATEGORIES), "Semantic categories, taken in "
+                                                          "turn; any word works.")
+    relations: list[str] = opt(list(RELATIONS), "How sub-questions link (bridging, "
+                                                "comparison, temporal), taken in turn.")
+    seeds: str | None = opt(None, "JSONL of seed documents (`text`) or QA items (`question`, "
+                                  "`answer`) instead of model-written documents.")
+    system_prompt: str | None = opt(None, "File with the cognitive-objectives system prompt "
+                                          "[default: built in].")
+    sub_questions: int = opt(2, "Single-hop questions per seed.", min=2)
+    oversample: float = opt(2.0, "Candidates per missing question in each round.", min=1.0)
+    max_rounds: int = opt(3, "Rounds of candidates at most.", min=1)
+    temperature: float = temperature_opt(0.7, "Used by the seed and composition stages.")
+    max_new_tokens: int = max_new_tokens_opt(384)
+    judge: bool = opt(True, "Run the LLM judge (every dimension must reach --min-score).")
+    min_score: float = opt(3.0, "Judge threshold: clarity, answerability, multi_hop_depth and "
+                                "correctness must each score at least this (1-5).",
+                           min=1.0, max=5.0)
+    consistency: bool = opt(True, "Re-solve each question and drop it when the answers "
+                                  "disagree.")
+    dedup_threshold: float = opt(0.8, "TF-IDF cosine at or above which a question is a "
+                                      "near-duplicate.", min=0.0, max=1.0)
+    format: str = opt("tasks", "tasks (task records) or sft (a 3-step curriculum of "
+                               "sft-chat records).")
+    seed: int = seed_opt(0)
+    rejects: str | None = opt(None, "Rejects JSONL file [default: OUT.rejects.jsonl].")
+    llm: LLMConfig = section(LLMConfig, help="LLM")
 
 
 # --- prompts -----------------------------------------------------------------------------
@@ -625,9 +633,9 @@ class QuestionSynth:
         cfg, start = self.cfg, time.monotonic()
         kept: list[dict] = []
         next_slot, rounds = 0, 0
-        while len(kept) < cfg.n and rounds < cfg.max_rounds:
+        while len(kept) < cfg.count and rounds < cfg.max_rounds:
             rounds += 1
-            count = math.ceil((cfg.n - len(kept)) * cfg.oversample)
+            count = math.ceil((cfg.count - len(kept)) * cfg.oversample)
             slots = [self.slot(i) for i in range(next_slot, next_slot + count)]
             next_slot += count
             self.log(f"round {rounds}: {count} candidates")
@@ -638,12 +646,12 @@ class QuestionSynth:
             if cfg.consistency and tasks:
                 tasks = self.consistency_stage(tasks)
             kept += tasks
-            self.log(f"round {rounds}: {len(kept)}/{cfg.n} questions kept")
-        surplus = max(len(kept) - cfg.n, 0)
-        kept = [{k: v for k, v in t.items() if k != "_slot"} for t in kept[:cfg.n]]
+            self.log(f"round {rounds}: {len(kept)}/{cfg.count} questions kept")
+        surplus = max(len(kept) - cfg.count, 0)
+        kept = [{k: v for k, v in t.items() if k != "_slot"} for t in kept[:cfg.count]]
         reasons = Counter(f"{r['stage']}: {r['reason']}" for r in self.rejects)
         summary = {
-            "command": "synth questions", "requested": cfg.n, "candidates": next_slot,
+            "requested": cfg.count, "candidates": next_slot,
             "rounds": rounds, "produced": len(kept), "surplus": surplus,
             "rejected": sum(reasons.values()), "rejected_by_reason": dict(sorted(reasons.items())),
             "stages": {s: dict(c) for s, c in self.stages.items()},
@@ -655,16 +663,36 @@ class QuestionSynth:
         return kept, summary
 
 
-def synth_questions(cfg: QuestionsConfig, llm, log=lambda msg: None, on_progress=None) -> dict:
-    """Run the pipeline and write OUT, the rejects and OUT.summary.json; returns the summary."""
+def synth_questions(cfg: QuestionsConfig, llm, log=lambda msg: None, on_progress=None) -> Summary:
+    """Run the pipeline with ``llm`` and write OUT, the rejects and OUT.summary.json."""
     synth = QuestionSynth(cfg, llm, log)
     synth.on_progress = on_progress
-    tasks, summary = synth.run()
+    tasks, counts = synth.run()
     rows = [r for t in tasks for r in curriculum(t)] if cfg.format == "sft" else tasks
     rejects = cfg.rejects or default_rejects_path(cfg.out)
     write_jsonl(cfg.out, rows)
     write_rejects(rejects, synth.rejects)
-    summary.update(output=cfg.out, format=cfg.format, records=len(rows), rejects=rejects,
-                   summary=cfg.out + ".summary.json")
-    write_json(summary["summary"], summary)
+    summary = Summary("synth questions", read=counts.pop("candidates"),
+                      produced=counts.pop("produced"), rejected=counts.pop("rejected"),
+                      rejected_by_reason=counts.pop("rejected_by_reason"), output=cfg.out,
+                      rejects=rejects, seconds=counts.pop("seconds"),
+                      details={**counts, "format": cfg.format, "records": len(rows),
+                               "summary": cfg.out + ".summary.json"})
+    if summary.produced == 0:
+        summary.exit_code, summary.error = 1, (
+            f"no question survived out of {summary.read} candidates; reasons in {rejects}")
+    write_json(summary.details["summary"], summary.to_dict())
     return summary
+
+
+def run(cfg: QuestionsConfig, progress=None, log=lambda msg: None) -> Summary:
+    """`ember synth questions`: check the options and seeds, open the LLM (cached beside
+    OUT), run, summarise."""
+    if not cfg.out:
+        raise ValueError("missing --out / -o")
+    if cfg.system_prompt and not Path(cfg.system_prompt).is_file():
+        raise ValueError(f"--system-prompt {cfg.system_prompt}: file not found")
+    QuestionSynth(cfg, llm=None)  # bad options and seeds fail before any model loads
+    with make_llm(cfg.llm, out=cfg.out) as llm:
+        return synth_questions(cfg, llm, log, on_progress=(
+            lambda done, total: progress(done, total, "questions")) if progress else None)

@@ -1,15 +1,15 @@
 """DART-Math-style solution synthesis: difficulty-aware rejection sampling into SFT data.
 
-    ember synth solutions --tasks tasks.jsonl --strategy prop2diff --k 8 -o sft.jsonl
+    ember synth solutions --tasks tasks.jsonl --strategy prop2diff --samples 8 -o sft.jsonl
 
 Reading top to bottom (Tong et al. 2024, "DART-Math"):
 
-1. Read task records (any JSONL with `prompt` or `question`, and `answer`; `id` and
-   `scorer` optional, scorer `math` by default). Bad lines go to the rejects file.
-2. Probe: sample --probe solutions per task, score them with the task's eval scorer, and
+1. Read task records (schemas/task.schema.json, through ember.evaluate.tasks: the reader
+   `ember train --tasks` uses). Bad lines go to the rejects file with their reason.
+2. Probe: sample --probe-samples solutions per task, score them with the task's eval scorer, and
    take the fail rate as the task's difficulty.
-3. Allot the rest of the budget (K attempts per task on average, probes included):
-   `uniform` gives every task K - probe more attempts; `prop2diff` spreads the same total
+3. Allot the rest of the budget (--samples attempts per task on average, probes included):
+   `uniform` gives every task samples - probe_samples more; `prop2diff` spreads the same total
    in proportion to the fail rate, at least one per task, so hard tasks get most.
 4. Sample, score, and keep each distinct verified-correct solution (probe samples too) as
    an sft-chat record: the question worded as `ember eval` asks it (`task_item`), the
@@ -25,13 +25,18 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
+from ember.adp.config import opt, section
 from ember.adp.io import write_json, write_jsonl
 from ember.adp.rejects import default_rejects_path, reject, write_rejects
 from ember.evaluate.scoring import get_scorer
 from ember.evaluate.tasks import read_tasks, task_item
+from ember.adp.summary import Summary
 from ember.llm.backends import SamplingParams
+from ember.llm.client import (LLMConfig, make_llm, max_new_tokens_opt, samples_opt, seed_opt,
+                              temperature_opt)
 
 STRATEGIES = ("uniform", "prop2diff")
 # Difficulty bins of the probe fail rate: (upper bound, exclusive except the last, name).
@@ -40,18 +45,24 @@ BINS = ((1 / 3, "easy"), (2 / 3, "medium"), (1.0, "hard"), (math.inf, "unsolved-
 
 @dataclass
 class SolutionsConfig:
-    tasks: str = field(metadata={"help": "Task records, JSONL (prompt/question + answer)."})
-    out: str = field(metadata={"help": "Output sft-chat JSONL of correct solutions."})
-    strategy: str = field(default="prop2diff", metadata={"help": "uniform | prop2diff."})
-    k: int = field(default=8, metadata={"help": "Attempts per task on average, probes included."})
-    probe: int = field(default=4, metadata={"help": "First-pass samples per task (difficulty)."})
-    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature."})
-    max_new_tokens: int = field(default=512, metadata={"help": "Token cap per solution."})
-    max_per_task: int | None = field(default=None, metadata={
-        "help": "Keep at most this many correct solutions per task."})
-    seed: int = field(default=0, metadata={"help": "Sampling seed."})
-    rejects: str | None = field(default=None, metadata={
-        "help": "Rejects JSONL [default: OUT with .rejects.jsonl]."})
+    """`ember synth solutions`: difficulty-aware rejection sampling (DART-Math)."""
+
+    tasks: str = opt(None, "Task records, JSONL (schemas/task.schema.json).")
+    out: str = opt(None, "Output JSONL file: sft-chat records of verified solutions; "
+                         "OUT.rejects.jsonl, OUT.summary.json and OUT.cache.sqlite beside it.",
+                   short="-o")
+    strategy: str = opt("prop2diff", "uniform (the same attempts per task) or prop2diff (in "
+                                     "proportion to the probe fail rate, at least one).")
+    samples: int = samples_opt(8, "On average per task, probe samples included.")
+    probe_samples: int = opt(4, "First-pass samples per task that measure its difficulty.",
+                             min=1)
+    temperature: float = temperature_opt(0.7)
+    max_new_tokens: int = max_new_tokens_opt(512)
+    max_per_task: int | None = opt(None, "Keep at most this many correct solutions per task "
+                                         "[default: all distinct].", min=1)
+    seed: int = seed_opt(0)
+    rejects: str | None = opt(None, "Rejects JSONL file [default: OUT.rejects.jsonl].")
+    llm: LLMConfig = section(LLMConfig, help="LLM")
 
 
 def allocate(fail_rates: list[float], budget: int, strategy: str) -> list[int]:
@@ -100,12 +111,13 @@ def _sample(llm, items, counts: list[int], params: SamplingParams, on_progress=N
     return texts, errors
 
 
-def synth_solutions(cfg: SolutionsConfig, llm, log=lambda msg: None, on_progress=None) -> dict:
+def synth_solutions(cfg: SolutionsConfig, llm, log=lambda msg: None, on_progress=None) -> Summary:
     """Probe, allot, sample, verify; write OUT, the rejects and OUT.summary.json."""
     if cfg.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {cfg.strategy!r}: use {' or '.join(STRATEGIES)}")
-    if cfg.probe < 1 or cfg.k < cfg.probe:
-        raise ValueError(f"need 1 <= --probe <= --k (got probe {cfg.probe}, k {cfg.k})")
+    if cfg.probe_samples < 1 or cfg.samples < cfg.probe_samples:
+        raise ValueError(f"--probe-samples ({cfg.probe_samples}) must not exceed --samples "
+                         f"({cfg.samples}): --samples counts the probes")
     start = time.monotonic()
     tasks, rejects = read_tasks(cfg.tasks)
     for r in rejects:
@@ -126,16 +138,16 @@ def synth_solutions(cfg: SolutionsConfig, llm, log=lambda msg: None, on_progress
 
     params = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
                             seed=cfg.seed)
-    log(f"probe: {cfg.probe} samples x {len(tasks)} tasks")
-    probe_texts, probe_err = _sample(llm, items, [cfg.probe] * len(tasks), params, on_progress)
+    log(f"probe: {cfg.probe_samples} samples x {len(tasks)} tasks")
+    probe_texts, probe_err = _sample(llm, items, [cfg.probe_samples] * len(tasks), params, on_progress)
     probe_ok = [[correct(i, t) for t in texts] for i, texts in enumerate(probe_texts)]
     fail = [1 - sum(ok) / len(ok) if ok else 1.0 for ok in probe_ok]
-    extra = allocate(fail, (cfg.k - cfg.probe) * len(tasks), cfg.strategy)
+    extra = allocate(fail, (cfg.samples - cfg.probe_samples) * len(tasks), cfg.strategy)
     log(f"{cfg.strategy}: {sum(extra)} more attempts")
     # Another seed than the probe's (the openai backend may sample seeds seed..seed+n-1).
     more_texts, more_err = _sample(llm, items, extra, SamplingParams(
         temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-        seed=cfg.seed + cfg.probe), on_progress)
+        seed=cfg.seed + cfg.probe_samples), on_progress)
 
     rows, bins = [], {name: Counter() for _, name in BINS}
     for i, task in enumerate(tasks):
@@ -151,7 +163,7 @@ def synth_solutions(cfg: SolutionsConfig, llm, log=lambda msg: None, on_progress
         if not kept:
             err = probe_err[i] or more_err[i]
             rejects.append(reject("llm-error" if err and not probe_texts[i] else "unsolved",
-                                  err or f"0 correct of {cfg.probe + extra[i]} attempts",
+                                  err or f"0 correct of {cfg.probe_samples + extra[i]} attempts",
                                   stage="sample", id=task["id"]))
         for j, text in enumerate(kept):
             rows.append({"id": f"{task['id']}-s{j}", "task_id": task["id"],
@@ -162,17 +174,37 @@ def synth_solutions(cfg: SolutionsConfig, llm, log=lambda msg: None, on_progress
     write_jsonl(cfg.out, rows)
     write_rejects(rejects_path, rejects)
     reasons = Counter(f"{r['stage']}: {r['reason']}" for r in rejects)
-    summary = {
-        "command": "synth solutions", "strategy": cfg.strategy, "requested": len(tasks),
-        "produced": len(rows), "tasks_covered": sum(b["covered"] for b in bins.values()),
-        "rejected": sum(reasons.values()), "rejected_by_reason": dict(sorted(reasons.items())),
-        "attempts": {"probe": cfg.probe * len(tasks), "extra": sum(extra),
-                     "extra_min": min(extra, default=0), "extra_max": max(extra, default=0)},
-        "coverage": {name: {"tasks": b["tasks"], "covered": b["covered"],
-                            "coverage": round(b["covered"] / b["tasks"], 4) if b["tasks"] else None}
-                     for name, b in bins.items()},
-        "llm": dict(llm.usage), "seconds": round(time.monotonic() - start, 2),
-        "output": cfg.out, "rejects": rejects_path, "summary": cfg.out + ".summary.json",
-    }
-    write_json(summary["summary"], summary)
+    summary = Summary(
+        "synth solutions", read=len(tasks) + sum(r["stage"] == "input" for r in rejects),
+        produced=len(rows), rejected=sum(reasons.values()),
+        rejected_by_reason=dict(sorted(reasons.items())), output=cfg.out, rejects=rejects_path,
+        seconds=time.monotonic() - start, details={
+            "strategy": cfg.strategy, "tasks": len(tasks),
+            "tasks_covered": sum(b["covered"] for b in bins.values()),
+            "attempts": {"probe": cfg.probe_samples * len(tasks), "extra": sum(extra),
+                         "extra_min": min(extra, default=0), "extra_max": max(extra, default=0)},
+            "coverage": {name: {"tasks": b["tasks"], "covered": b["covered"],
+                                "coverage": round(b["covered"] / b["tasks"], 4)
+                                if b["tasks"] else None} for name, b in bins.items()},
+            "llm": dict(llm.usage), "summary": cfg.out + ".summary.json"})
+    if not rows:
+        summary.exit_code, summary.error = 1, (f"no verified solution for any of {len(tasks)} "
+                                               f"tasks; reasons in {rejects_path}")
+    write_json(summary.details["summary"], summary.to_dict())
     return summary
+
+
+def run(cfg: SolutionsConfig, progress=None, log=lambda msg: None) -> Summary:
+    """`ember synth solutions`: check the options, open the LLM (cached beside OUT), run."""
+    if not cfg.out or not cfg.tasks:
+        raise ValueError("missing --tasks or --out")
+    if cfg.strategy not in STRATEGIES:
+        raise ValueError(f"unknown --strategy {cfg.strategy!r}: use {' or '.join(STRATEGIES)}")
+    if cfg.probe_samples > cfg.samples:
+        raise ValueError(f"--probe-samples ({cfg.probe_samples}) must not exceed --samples "
+                         f"({cfg.samples}): --samples counts the probes")
+    if not Path(cfg.tasks).exists():
+        raise ValueError(f"--tasks {cfg.tasks}: no such file")
+    with make_llm(cfg.llm, out=cfg.out) as llm:
+        return synth_solutions(cfg, llm, log, on_progress=(
+            lambda done, total: progress(done, total, "solutions")) if progress else None)

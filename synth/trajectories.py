@@ -32,19 +32,25 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from ember.adp.io import atomic_writer, iter_units
+from ember.adp.io import iter_units, write_json, write_jsonl
 from ember.adp.model import api_action, message_action, text_observation, trajectory
 from ember.evaluate.agent import run_agent
 from ember.evaluate.item import Item
 from ember.evaluate.scoring import get_scorer
 from ember.evaluate.search import open_searcher
 from ember.evaluate.templates import load_prompt, render
+from ember.adp.config import opt, section
+from ember.adp.rejects import count_reasons, default_rejects_path, reject, write_rejects
+from ember.adp.summary import Summary
 from ember.llm.backends import SamplingParams
+from ember.llm.client import (LLMConfig, make_llm, max_new_tokens_opt, samples_opt, seed_opt,
+                              temperature_opt, top_p_opt)
 
 BEHAVIOURS = ("information_verification", "authority_evaluation", "adaptive_search",
               "error_recovery")
@@ -65,27 +71,34 @@ SNIPPET_CHARS = 300  # of each paragraph, in the judge's view of a search result
 
 @dataclass
 class TrajectoryConfig:
-    """What `ember synth trajectories` does; each field is a CLI option of the same name."""
+    """`ember synth trajectories`: behaviour-primed search trajectories as ADP."""
 
-    questions: str = field(metadata={"help": "JSONL of {id, question, answer}"})
-    index: str = field(metadata={"help": "index directory (`ember synth index`) or the URL "
-                                         "of a /retrieve server"})
-    out: str = field(metadata={"help": "output ADP JSONL"})
-    rollouts: int = field(default=4, metadata={"help": "trajectories per question"})
-    keep: str = field(default="all-behaviours", metadata={"help": " | ".join(POLICIES)})
-    max_turns: int = field(default=4, metadata={"help": "steps per rollout, answer included"})
-    topk: int = field(default=3, metadata={"help": "paragraphs returned per search"})
-    temperature: float = field(default=0.7, metadata={"help": "teacher sampling temperature"})
-    top_p: float = field(default=1.0, metadata={"help": "teacher nucleus sampling"})
-    max_new_tokens: int = field(default=256, metadata={"help": "teacher tokens per step"})
-    seed: int = field(default=0, metadata={"help": "rollout k of a question uses seed + k"})
-    judge_temperature: float = field(default=0.3, metadata={
-        "help": "judge temperature (retries of unparsable JSON need some)"})
-    judge_max_new_tokens: int = field(default=128, metadata={"help": "judge tokens per call"})
-    judge_attempts: int = field(default=3, metadata={"help": "judge tries per trajectory"})
-    limit: int | None = field(default=None, metadata={"help": "first N questions only"})
-    rejects: str | None = field(default=None, metadata={
-        "help": "rejects JSONL [default: OUT with .rejects.jsonl]"})
+    questions: str = opt(None, "JSONL of {id, question, answer} (answer optional).",
+                         short="-q")
+    index: str = opt(None, "Search index: an `ember synth index` directory or "
+                           "http://HOST:PORT of a /retrieve server.")
+    out: str = opt(None, "Output JSONL file: ADP trajectories kept; OUT.summary.json, "
+                         "OUT.rejects.jsonl and OUT.cache.sqlite beside it.", short="-o")
+    samples: int = samples_opt(4, "Trajectories per question; rollout k uses seed + k.")
+    keep: str = opt("all-behaviours", "all-behaviours (all four labels yes, right or wrong), "
+                                      "correct-only, random (as many as all-behaviours, at "
+                                      "random), any (every judged rollout).")
+    max_turns: int = opt(4, "Steps per rollout, the answer included.", min=1)
+    topk: int = opt(3, "Paragraphs returned per search.", min=1)
+    temperature: float = temperature_opt(0.7, "Of the teacher.")
+    top_p: float = top_p_opt()
+    max_new_tokens: int = max_new_tokens_opt(256, "Teacher tokens per step.")
+    seed: int = seed_opt(0, "Rollout k of a question uses seed + k.")
+    judge_model: str | None = opt(None, "Judge model [default: the teacher, --model]; same "
+                                        "backend.")
+    judge_base_url: str | None = opt(None, "Judge endpoint [default: --base-url].")
+    judge_temperature: float = opt(0.3, "Sampling temperature of the judge (retries of "
+                                        "unparsable JSON need some).", min=0.0)
+    judge_max_new_tokens: int = opt(128, "Cap on generated tokens per judge call.", min=1)
+    judge_attempts: int = opt(3, "Judge tries per trajectory before it is rejected.", min=1)
+    limit: int | None = opt(None, "First N questions only.", min=1)
+    rejects: str | None = opt(None, "Rejects JSONL file [default: OUT.rejects.jsonl].")
+    llm: LLMConfig = section(LLMConfig, help="LLM")
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -100,7 +113,7 @@ def read_questions(path: str | Path, limit: int | None = None) -> tuple[list[dic
         try:
             row = orjson.loads(payload) if isinstance(payload, (bytes, bytearray)) else payload
         except orjson.JSONDecodeError as e:
-            bad.append({"source": str(path), "line": line, "reason": f"bad-json: {e}"})
+            bad.append(reject("bad-json", str(e), source=path, line=line))
             continue
         reason = None
         if not isinstance(row, dict):
@@ -116,7 +129,8 @@ def read_questions(path: str | Path, limit: int | None = None) -> tuple[list[dic
             if reason is None and qid in seen:
                 reason = f"duplicate-id: {qid!r}"
         if reason:
-            bad.append({"source": str(path), "line": line, "reason": reason})
+            kind, _, detail = reason.partition(": ")
+            bad.append(reject(kind, detail, source=path, line=line))
             continue
         seen.add(qid)
         gold = row.get("answer")
@@ -242,20 +256,21 @@ def _usage_delta(llm, before: dict) -> dict:
 
 
 def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=None,
-               on_judge=None) -> dict:
+               on_judge=None) -> Summary:
     """Run the pipeline; writes OUT, the rejects file and OUT.summary.json; returns the
     summary. ``teacher`` and ``judge`` are ember.llm.client.LLM objects (may be one)."""
     if cfg.keep not in POLICIES:
         raise ValueError(f"unknown --keep {cfg.keep!r}; choose one of {', '.join(POLICIES)}")
+    start = time.perf_counter()
     out = Path(cfg.out)
-    rejects_path = Path(cfg.rejects) if cfg.rejects else out.with_name(out.name + ".rejects.jsonl")
+    rejects_path = cfg.rejects or default_rejects_path(out)
     questions, rejects = read_questions(cfg.questions, cfg.limit)
     if not questions:
         raise ValueError(f"{cfg.questions}: no usable question ({len(rejects)} rejected)")
     search = search or open_searcher(cfg.index)
 
     # 1. roll out: question-major order, rollout k with seed + k
-    jobs = [(q, k) for q in questions for k in range(cfg.rollouts)]
+    jobs = [(q, k) for q in questions for k in range(cfg.samples)]
     params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_new_tokens)
     before = dict(teacher.usage)
@@ -269,12 +284,12 @@ def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=No
     for (q, k), r in zip(jobs, rollouts):
         reason = None
         if r.status == "error":
-            reason = f"backend-error: {r.error}"
+            reason = ("backend-error", r.error or "")
         elif not any("action" in s for s in r.steps):
             first = next((s["violation"] for s in r.steps if "violation" in s), "no step")
-            reason = f"no-valid-step: every step broke the format (first: {first})"
+            reason = ("no-valid-step", f"every step broke the format (first: {first})")
         if reason:
-            rejects.append({"question_id": q["id"], "rollout": k, "reason": reason,
+            rejects.append({**reject(*reason), "question_id": q["id"], "rollout": k,
                             "status": r.status, "steps": r.steps})
         else:
             to_judge.append((q, k, r))
@@ -292,8 +307,8 @@ def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=No
     records, trajs = [], []
     for (q, k, r), (obj, why) in zip(to_judge, verdicts):
         if obj is None:
-            rejects.append({"question_id": q["id"], "rollout": k,
-                            "reason": f"judge-failed: {why}", "status": r.status,
+            rejects.append({**reject("judge-failed", why or ""), "question_id": q["id"],
+                            "rollout": k, "status": r.status,
                             "steps": r.steps})
             continue
         score = _score(r.answer, q["gold"])
@@ -312,25 +327,49 @@ def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=No
         trajs.append(to_adp(f"{q['id']}-r{k}", r, details))
     kept = [trajs[i] for i in select(records, cfg.keep, cfg.seed)]
 
-    with atomic_writer(out) as f:
-        f.write(b"".join(orjson.dumps(t) + b"\n" for t in kept))
-    with atomic_writer(rejects_path) as f:
-        f.write(b"".join(orjson.dumps(r) + b"\n" for r in rejects))
-    reasons: dict[str, int] = {}
-    for r in rejects:
-        kind = r["reason"].split(":", 1)[0]
-        reasons[kind] = reasons.get(kind, 0) + 1
-    summary = {
-        "questions": len(questions), "rollouts": len(rollouts),
-        "answered": sum(r.status == "answered" for r in rollouts),
-        "turn_limit": sum(r.status == "turn-limit" for r in rollouts),
-        "judged": len(records), "correct": sum(r["correct"] is True for r in records),
-        "keep": cfg.keep, "kept": len(kept), "rejected": len(rejects),
-        "reject_reasons": reasons, **statistics(records),
-        "usage": {"teacher": teacher_usage, "judge": judge_usage},
-        "config": dataclasses.asdict(cfg),
-        "output": str(out), "rejects": str(rejects_path),
-    }
-    with atomic_writer(out.with_name(out.name + ".summary.json")) as f:
-        f.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    write_jsonl(out, kept)
+    write_rejects(rejects_path, rejects)
+    summary = Summary(
+        "synth trajectories", read=len(questions) + sum(r["line"] is not None for r in rejects),
+        produced=len(kept), rejected=len(rejects), rejected_by_reason=count_reasons(rejects),
+        output=str(out), rejects=str(rejects_path), seconds=time.perf_counter() - start,
+        details={
+            "questions": len(questions), "rollouts": len(rollouts),
+            "answered": sum(r.status == "answered" for r in rollouts),
+            "turn_limit": sum(r.status == "turn-limit" for r in rollouts),
+            "judged": len(records), "correct": sum(r["correct"] is True for r in records),
+            "keep": cfg.keep, "kept": len(kept), **statistics(records),
+            "usage": {"teacher": teacher_usage, "judge": judge_usage},
+            "config": dataclasses.asdict(cfg), "summary": f"{out}.summary.json"})
+    write_json(summary.details["summary"], summary.to_dict())
     return summary
+
+
+def open_llms(cfg: TrajectoryConfig):
+    """(teacher, judge): the judge is the teacher unless another model or endpoint is
+    named; both cache beside OUT."""
+    teacher = make_llm(cfg.llm, out=cfg.out)
+    if (cfg.judge_model or cfg.llm.model) == cfg.llm.model and \
+            (cfg.judge_base_url or cfg.llm.base_url) == cfg.llm.base_url:
+        return teacher, teacher
+    judge_cfg = dataclasses.replace(cfg.llm, model=cfg.judge_model or cfg.llm.model,
+                                    base_url=cfg.judge_base_url or cfg.llm.base_url)
+    return teacher, make_llm(judge_cfg, out=cfg.out)
+
+
+def run(cfg: TrajectoryConfig, progress=None, on_step=None) -> Summary:
+    """`ember synth trajectories`: check the inputs, open teacher and judge, synthesize."""
+    for name in ("questions", "index", "out"):
+        if not getattr(cfg, name):
+            raise ValueError(f"missing --{name}")
+    if cfg.keep not in POLICIES:
+        raise ValueError(f"unknown --keep {cfg.keep!r}; choose one of {', '.join(POLICIES)}")
+    search = open_searcher(cfg.index)
+    teacher, judge = open_llms(cfg)
+    try:
+        return synthesize(cfg, teacher, judge, search=search, on_step=on_step, on_judge=(
+            lambda done, total: progress(done, total, "judging")) if progress else None)
+    finally:
+        teacher.close()
+        if judge is not teacher:
+            judge.close()

@@ -30,6 +30,7 @@ from pathlib import Path
 from ember.adp.rejects import default_rejects_path, reject, write_rejects
 from ember.train.checkpoints import last_checkpoint, save_final
 from ember.train.config import TrainConfig
+from ember.train.lora import lora_config
 
 log = logging.getLogger(__name__)
 
@@ -154,15 +155,9 @@ def run_sft(cfg: TrainConfig, model_path: str, out: Path) -> Path:
         report_to=[r for r in cfg.report_to.split(",") if r and r != "none"] or "none",
         disable_tqdm=not os.isatty(2),
     )
-    peft_config = None
-    if o.lora_r:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(r=o.lora_r, lora_alpha=o.lora_alpha, lora_dropout=o.lora_dropout,
-                                 target_modules="all-linear", task_type="CAUSAL_LM")
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto")
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
-                         processing_class=tokenizer, peft_config=peft_config)
+                         processing_class=tokenizer, peft_config=lora_config(o))
     checkpoint = last_checkpoint(out) if cfg.resume else None
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     return save_final(trainer, out / "model")

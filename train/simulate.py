@@ -1,7 +1,7 @@
-"""A simulated learner for comparing task selectors in seconds (DESIGN §4, §7).
+"""A simulated learner for comparing task selectors in seconds .
 
-    ember bench selectors --tasks 2000 --steps 300 --plot selectors.png
-    python -c "from ember.train.simulate import compare_selectors; print(compare_selectors())"
+    ember bench selectors --num-tasks 2000 --steps 300 --plot selectors.png
+    python -c "from ember.train.simulate import SimConfig, compare_selectors; print(compare_selectors(SimConfig()))"
 
 The environment, identical for every selector and blind to which one is running:
 
@@ -32,25 +32,36 @@ from pathlib import Path
 
 import numpy as np
 
+from ember.adp.config import opt
+from ember.adp.io import atomic_writer
+from ember.adp.summary import Summary
 from ember.train.selectors import SELECTORS, selector_class
-from ember.train.selectors.base import hparam
 
 
 @dataclasses.dataclass
 class SimConfig:
-    tasks: int = hparam(2000, "training tasks")
-    steps: int = hparam(300, "training steps per selector")
-    batch_size: int = hparam(64, "tasks per step (B)")
-    rollouts: int = hparam(8, "rollouts per task (K)")
-    seed: int = hparam(0, "seed of the environment and of every selector")
-    difficulty_mean: float = hparam(2.0, "mean task difficulty (logits; θ₀ = 0)")
-    difficulty_std: float = hparam(4.0, "spread of task difficulty (logits)")
-    ability: float = hparam(0.0, "initial ability θ₀")
-    learning_rate: float = hparam(0.02, "ability gained per step with every task informative")
-    ref_gap: float = hparam(3.0, "ability of the strong reference run above θ₀")
-    ref_samples: int = hparam(16, "rollouts per task behind each reference pass rate")
-    target: float = hparam(0.5, "held-out accuracy to reach")
-    heldout: int = hparam(5000, "held-out tasks for the accuracy")
+    """`ember bench selectors`: the simulated learner and which selectors race on it."""
+
+    num_tasks: int = opt(2000, "Training tasks in the simulated pool.", min=1)
+    steps: int = opt(300, "Training steps per selector.", min=1)
+    tasks_per_step: int = opt(64, "Tasks per step (B).", min=1)
+    samples: int = opt(8, "Samples per prompt: rollouts per task (K).", short="-n", min=1)
+    seed: int = opt(0, "Seed of sampling and every random choice: the environment and "
+                       "every selector.")
+    target: float = opt(0.5, "Held-out accuracy to reach.", min=0.0, max=1.0)
+    selectors: list[str] = opt(list(SELECTORS), "Selectors to run.")
+    plot: str | None = opt(None, "PNG file of accuracy-vs-step curves.")
+    difficulty_mean: float = opt(2.0, "Mean task difficulty (logits; ability starts at 0).",
+                                 cli=False)
+    difficulty_std: float = opt(4.0, "Spread of task difficulty (logits).", cli=False)
+    ability: float = opt(0.0, "Initial ability.", cli=False)
+    learning_rate: float = opt(0.02, "Ability gained per step with every task informative.",
+                               cli=False)
+    ref_gap: float = opt(3.0, "Ability of the strong reference run above the start.",
+                         cli=False)
+    ref_samples: int = opt(16, "Rollouts per task behind each reference pass rate.",
+                           cli=False)
+    heldout: int = opt(5000, "Held-out tasks for the accuracy.", cli=False)
 
 
 def _sigmoid(x):
@@ -63,7 +74,7 @@ class SimulatedLearner:
     def __init__(self, cfg: SimConfig):
         self.cfg = cfg
         rng = np.random.default_rng(cfg.seed)
-        self.difficulty = rng.normal(cfg.difficulty_mean, cfg.difficulty_std, cfg.tasks)
+        self.difficulty = rng.normal(cfg.difficulty_mean, cfg.difficulty_std, cfg.num_tasks)
         self.heldout = rng.normal(cfg.difficulty_mean, cfg.difficulty_std, cfg.heldout)
         ref = lambda theta: rng.binomial(cfg.ref_samples, _sigmoid(theta - self.difficulty)) / cfg.ref_samples
         self.columns = {"ref_weak": ref(cfg.ability), "ref_strong": ref(cfg.ability + cfg.ref_gap)}
@@ -75,7 +86,7 @@ class SimulatedLearner:
         return float(_sigmoid(self.ability - self.heldout).mean())
 
     def rollout(self, ids: np.ndarray) -> np.ndarray:
-        k = self.cfg.rollouts
+        k = self.cfg.samples
         successes = self.rng.binomial(k, _sigmoid(self.ability - self.difficulty[ids]))
         self.ability += self.cfg.learning_rate * float(np.mean((successes > 0) & (successes < k)))
         return successes
@@ -86,12 +97,12 @@ def run_selector(name: str, cfg: SimConfig, **selector_kwargs) -> dict:
     env = SimulatedLearner(cfg)
     cls = selector_class(name)
     columns = {c: env.columns[c] for c in cls.columns if c in env.columns}
-    sel = cls(cfg.tasks, seed=cfg.seed, **columns, **selector_kwargs)
-    counts = np.full(cfg.batch_size, cfg.rollouts)
+    sel = cls(cfg.num_tasks, seed=cfg.seed, **columns, **selector_kwargs)
+    counts = np.full(cfg.tasks_per_step, cfg.samples)
     curve, effective, strict, overhead = [env.accuracy()], [], [], []
     for step in range(cfg.steps):
         start = time.perf_counter()
-        ids = sel.select(step, cfg.batch_size)
+        ids = sel.select(step, cfg.tasks_per_step)
         overhead.append(time.perf_counter() - start)
         successes = env.rollout(ids)
         start = time.perf_counter()
@@ -112,18 +123,19 @@ def run_selector(name: str, cfg: SimConfig, **selector_kwargs) -> dict:
     }
 
 
-def compare_selectors(tasks: int = 2000, steps: int = 300, seed: int = 0,
-                      selectors: tuple[str, ...] | list[str] = tuple(SELECTORS),
-                      **overrides) -> dict:
-    """Run every selector on the same simulated learner; the figures DESIGN §7 asks about.
-
-    ``overrides`` set other `SimConfig` fields. The result holds per-selector figures
-    and accuracy curves (index = steps done), plus bots against uniform: the ratio of
-    steps to target and both effective-task ratios.
-    """
-    cfg = SimConfig(tasks=tasks, steps=steps, seed=seed, **overrides)
+def compare_selectors(cfg: SimConfig) -> dict:
+    """Run every selector of ``cfg`` on the same simulated learner. The result holds
+    per-selector figures and accuracy curves (index = steps done), plus bots against
+    uniform: the ratio of steps to target and both effective-task ratios."""
+    unknown = [n for n in cfg.selectors if n.replace("_", "-") not in SELECTORS]
+    if unknown:
+        raise ValueError(f"unknown selector(s) {', '.join(unknown)}; built-in: "
+                         f"{', '.join(SELECTORS)}")
+    if cfg.tasks_per_step > cfg.num_tasks:
+        raise ValueError(f"--tasks-per-step {cfg.tasks_per_step} is larger than --num-tasks "
+                         f"{cfg.num_tasks}")
     env = SimulatedLearner(cfg)
-    runs = {name: run_selector(name, cfg) for name in selectors}
+    runs = {name: run_selector(name, cfg) for name in cfg.selectors}
     result = {"config": dataclasses.asdict(cfg), "initial_accuracy": env.accuracy(),
               "selectors": runs}
     if {"bots", "uniform"} <= runs.keys():
@@ -134,6 +146,17 @@ def compare_selectors(tasks: int = 2000, steps: int = 300, seed: int = 0,
             "uniform_effective_ratio": runs["uniform"]["effective_ratio"],
         }
     return result
+
+
+def run(cfg: SimConfig) -> Summary:
+    """`ember bench selectors`: compare, plot if asked, summarise."""
+    start = time.perf_counter()
+    result = compare_selectors(cfg)
+    if cfg.plot:
+        result["plot"] = str(plot_curves(result, cfg.plot))
+    return Summary("bench selectors", read=cfg.num_tasks, produced=len(result["selectors"]),
+                   output=result.get("plot"), seconds=time.perf_counter() - start,
+                   details=result)
 
 
 def plot_curves(result: dict, path: str | Path) -> Path:
@@ -150,12 +173,12 @@ def plot_curves(result: dict, path: str | Path) -> Path:
     ax.set_xlabel("step")
     ax.set_ylabel("held-out accuracy (mean pass probability)")
     cfg = result["config"]
-    ax.set_title(f"simulated learner: {cfg['tasks']} tasks, B={cfg['batch_size']}, "
-                 f"K={cfg['rollouts']}, seed {cfg['seed']}")
+    ax.set_title(f"simulated learner: {cfg['num_tasks']} tasks, B={cfg['tasks_per_step']}, "
+                 f"K={cfg['samples']}, seed {cfg['seed']}")
     ax.legend()
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_writer(path) as f:
+        fig.savefig(f, format="png", dpi=120)
     plt.close(fig)
     return path

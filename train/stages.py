@@ -14,10 +14,12 @@ folder that already holds checkpoints is an error rather than silently overwritt
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import yaml
 
+from ember.adp.summary import Summary
 from ember.llm.models import resolve_model
 from ember.train.checkpoints import last_checkpoint
 from ember.train.config import TrainConfig, to_dict
@@ -61,3 +63,32 @@ def run_train(cfg: TrainConfig) -> dict:
         results[stage] = str(final)
         model = str(final)  # the next stage starts from this one's result
     return results
+
+
+def selection_summary(path: Path) -> dict | None:
+    """Means over the steps logged in selection.jsonl (None when nothing was logged)."""
+    import json
+
+    if not path.exists():
+        return None
+    steps = [json.loads(line)["metrics"] for line in path.open() if line.strip()]
+    if not steps:
+        return None
+
+    def mean(key: str) -> float:
+        return sum(s.get(key, 0.0) for s in steps) / len(steps)
+
+    return {"steps": len(steps), "effective_ratio": mean("effective_ratio"),
+            "mean_pass_rate": mean("pass_rate"), "select_ms": mean("select_ms")}
+
+
+def run(cfg: TrainConfig) -> Summary:
+    """`ember train`: the stages in order; the summary names each final model."""
+    start = time.perf_counter()
+    cfg.stages  # a bad --stage is an error before anything loads
+    models = run_train(cfg)
+    details = {"stages": models}
+    if "rft" in models:
+        details["rft"] = selection_summary(Path(cfg.out) / "rft" / "selection.jsonl")
+    return Summary("train", read=len(models), produced=len(models), output=cfg.out,
+                   seconds=time.perf_counter() - start, details=details)

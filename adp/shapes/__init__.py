@@ -1,4 +1,4 @@
-"""Raw shapes: one parser per way agent datasets are written down (DESIGN §2).
+"""Raw shapes: one parser per way agent datasets are written down.
 
 A dataset is a YAML mapping onto one of these (``adp/mappings/<dataset>.yaml``), so a new
 dataset in a known shape needs a mapping file, not code. Each module defines a

@@ -49,7 +49,7 @@ def test_each_kind_of_bad_record_is_rejected_with_a_reason(ember, tmp_path):
     proc, summary = convert(ember, src, "-o", out, "--max-reject-rate", "1")
     assert proc.returncode == 0, proc.stderr
     assert summary["read"] == 7 and summary["converted"] == 2 and summary["rejected"] == 5
-    assert summary["reasons"] == {"invalid-json": 1, "not-an-object": 1, "wrong-type": 1,
+    assert summary["rejected_by_reason"] == {"invalid-json": 1, "not-an-object": 1, "wrong-type": 1,
                                   "missing-field": 1, "invalid-utf8": 1}
     assert [json.loads(l)["id"] for l in open(out)] == ["r0", "r2"]
     rejects = rejects_of(tmp_path / "out.rejects.jsonl")
@@ -108,7 +108,7 @@ def test_mapping_that_names_a_missing_field(ember, tmp_path):
     src.write_text("\n".join(good_lines(2)) + "\n")
     proc, summary = convert(ember, src, "--from", mapping, "-o", tmp_path / "o.jsonl")
     assert proc.returncode == 1
-    assert summary["reasons"] == {"missing-field": 2}
+    assert summary["rejected_by_reason"] == {"missing-field": 2}
     (first, _) = rejects_of(tmp_path / "o.rejects.jsonl")
     assert "uid" in first["detail"]
 
@@ -194,8 +194,8 @@ def test_killed_run_leaves_no_half_output_and_resumes_to_identical_bytes(ember, 
                              "--max-reject-rate", "1")
     assert resumed == ((tmp_path / "straight.jsonl").read_bytes(),
                        (tmp_path / "straight.rejects.jsonl").read_bytes())
-    assert {k: straight[k] for k in ("read", "converted", "rejected", "reasons", "bytes_in")} \
-        == {k: summary[k] for k in ("read", "converted", "rejected", "reasons", "bytes_in")}
+    keys = ("read", "converted", "rejected", "rejected_by_reason", "bytes_in")
+    assert {k: straight[k] for k in keys} == {k: summary[k] for k in keys}
 
 
 def _peak_rss_mb(args) -> float:

@@ -21,7 +21,7 @@ def test_dotted_path_converter_through_the_cli(ember, tmp_path):
     proc = ember("convert", src, "--from", "tests.adp.test_mapping:convert", "-o", out,
                  "--json", "--max-reject-rate", "0.5")
     summary = json.loads(proc.stdout)
-    assert (summary["converted"], summary["reasons"]) == (1, {"missing-field": 1})
+    assert (summary["converted"], summary["rejected_by_reason"]) == (1, {"missing-field": 1})
     assert json.loads(out.read_text())["content"][1]["answer"] == "4"
 
 

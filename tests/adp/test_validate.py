@@ -59,7 +59,7 @@ def test_cli_reports_and_exits(ember, tmp_path):
     proc = ember("validate", f, "--json", check=False)
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
-    assert report["records"] == 4 and report["invalid"] == 3
+    assert report["read"] == 4 and report["rejected"] == 3 and report["produced"] == 1
     found = {(i["line"], i["kind"]) for i in report["files"][0]["issues"]}
     assert found == {(2, "empty-trajectory"), (3, "duplicate-id"), (4, "invalid-json")}
     assert ember("validate", f, "--max-error-rate", "0.8", check=False).returncode == 0
@@ -71,4 +71,4 @@ def test_every_published_adp_sample_validates(ember):
     files = sorted((FIXTURES / "adp").glob("*/sample_std.json"))
     assert len(files) == 17
     report = json.loads(ember("validate", *files, "--json").stdout)
-    assert report["ok"] and report["invalid"] == 0 and report["records"] == 90
+    assert report["ok"] and report["rejected"] == 0 and report["read"] == 90

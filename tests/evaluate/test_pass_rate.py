@@ -19,9 +19,9 @@ def test_pass_rate_column_rejects_and_resume(ember, tmp_path):
     # A killed earlier run left the first task rated in the partial file.
     (tmp_path / ".rated.jsonl.partial").write_text(json.dumps(rows[0] | {"p": 0.25}) + "\n{\"id\"")
     summary = json.loads(ember("eval", "pass-rate", "--model", "smollm2", "--tasks", tasks,
-                               "--column", "p", "--n", "2", "--max-new-tokens", "32",
+                               "--column", "p", "--samples", "2", "--max-new-tokens", "32",
                                "-o", out, "--json").stdout)
-    assert summary["resumed"] == 1 and summary["tasks"] == 3 and summary["rejected"] == 1
+    assert summary["resumed"] == 1 and summary["produced"] == 3 and summary["rejected"] == 1
     rated = [json.loads(line) for line in out.open()]
     assert [r["id"] for r in rated] == [r["id"] for r in rows]
     assert rated[0]["p"] == 0.25  # not redone

@@ -1,5 +1,7 @@
-"""`ember eval` end to end: results.json, resume after a real kill, rescore, compare."""
+"""`ember eval` end to end: results.json, resume after a real kill, the scores of known
+responses (a scripted endpoint), rescore, compare."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -9,7 +11,10 @@ import time
 import jsonschema
 import pytest
 
+from ember.evaluate.benchmarks import load_benchmark
+from ember.evaluate.scoring import get_scorer
 from ember.schemas import load_schema
+from tests.llm.test_backends import ok, scripted_server
 
 SMALL = ["--benchmarks", "mawps", "--max-new-tokens", "40"]
 
@@ -43,13 +48,56 @@ def test_eval_writes_valid_results_and_resumes_after_kill(ember, tmp_path):
     after = read_samples(samples)
     assert len(after) == 6 and len({r["id"] for r in after}) == 6
     assert after[: len(before)] == before
-    assert 0.0 <= mawps["metrics"]["score"]["value"] <= 1.0
+    # The samples are the first 6 items with their own gold, each scored as the math
+    # scorer scores its response, and the reported score is the mean of those scores.
+    items = load_benchmark("mawps").load()[:6]
+    assert [r["id"] for r in after] == [it.id for it in items]
+    assert [r["gold"] for r in after] == [it.gold for it in items]
+    assert all(r["response"].strip() and r["tokens"] > 0 for r in after)  # the model wrote
+    scorer = get_scorer("math")
+    expected = [scorer(r["response"], it)["score"] for r, it in zip(after, items)]
+    assert [r["metrics"]["score"] for r in after] == expected
+    assert mawps["metrics"]["score"]["value"] == pytest.approx(sum(expected) / 6)
     assert results["generation"]["temperature"] == 0.0 and results["backend"] == "hf"
 
     # Other settings in the same directory are refused rather than mixed in.
     proc = ember("eval", "--model", "smollm2", *SMALL, "--limit", "6", "--temperature", "0.7",
                  "--out", out, check=False)
     assert proc.returncode == 2 and "other settings" in proc.stderr
+
+
+def test_eval_scores_known_responses(ember, tmp_path):
+    """An endpoint that answers each mawps item a known way: right in a box, right in
+    words, wrong, empty. The per-sample and overall scores are known in advance."""
+    items = load_benchmark("mawps").load()[:6]
+    replies = [  # (response, score)
+        (f"Joan has {items[0].gold} left, so the answer is \\boxed{{{items[0].gold}}}.", 1.0),
+        (f"\\boxed{{{items[1].gold}}}", 1.0),
+        (f"The answer is \\boxed{{{int(items[2].gold) + 1}}}.", 0.0),  # off by one
+        ("", 0.0),                                                     # said nothing
+        (f"The answer is {items[4].gold}", 1.0),                       # no box, last number
+        ("I am not sure.", 0.0),
+    ]
+    by_question = {it.messages[-1]["content"]: reply for it, (reply, _) in zip(items, replies)}
+
+    def answer(k, path, body, headers):
+        return 200, ok(path, body, by_question[body["messages"][-1]["content"]]), 0
+
+    with scripted_server(answer) as (url, seen, _):
+        results = json.loads(ember("eval", "--backend", "openai", "--base-url", url,
+                                   "--model", "scripted", "--max-retries", "0", *SMALL,
+                                   "--limit", "6", "--out", tmp_path / "run", "--json").stdout)
+    assert len(seen) == 6
+    jsonschema.validate(json.loads((tmp_path / "run" / "results.json").read_text()),
+                        load_schema("results"))
+    rows = read_samples(tmp_path / "run" / "samples.jsonl")
+    assert [(r["id"], r["response"]) for r in rows] == \
+        [(it.id, reply) for it, (reply, _) in zip(items, replies)]
+    assert [r["metrics"]["score"] for r in rows] == [score for _, score in replies]
+    assert [r["extracted"] for r in rows[:3]] == [items[0].gold, items[1].gold,
+                                                 str(int(items[2].gold) + 1)]
+    mawps = results["benchmarks"]["mawps"]
+    assert mawps["items"] == 6 and mawps["metrics"]["score"]["value"] == pytest.approx(0.5)
 
 
 def fake_run(folder, scores, benchmark="mawps"):
@@ -70,7 +118,7 @@ def test_compare_paired_bootstrap_and_plot(ember, tmp_path):
     assert row["items"] == 100 and row["diff"] == pytest.approx(0.30)
     assert 0.2 < row["ci_low"] < 0.3 < row["ci_high"] < 0.4 and row["significant"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    same = json.loads(ember("eval", "compare", a, a, "--no-plot", "--json").stdout)
+    same = json.loads(ember("eval", "compare", a, a, "--plot", "none", "--json").stdout)
     assert same["benchmarks"][0]["diff"] == 0 and not same["benchmarks"][0]["significant"]
 
 
@@ -82,8 +130,8 @@ def test_rescore_needs_no_model(ember, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     items = load_benchmark("mawps").load()[:3]
-    cfg = EvalConfig(model="smollm2", benchmarks=["mawps"], out=str(out))
-    (out / "run.json").write_text(json.dumps({"config": cfg.__dict__}))
+    cfg = EvalConfig(benchmarks=["mawps"], out=str(out))
+    (out / "run.json").write_text(json.dumps({"config": dataclasses.asdict(cfg)}))
     with open(out / "samples.jsonl", "w") as f:
         for i, item in enumerate(items):
             answer = item.gold if i < 2 else "nonsense"
@@ -98,7 +146,7 @@ def test_rescore_needs_no_model(ember, tmp_path):
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)
     assert results["benchmarks"]["mawps"]["metrics"]["score"]["value"] == pytest.approx(2 / 3)
-    jsonschema.validate(results, load_schema("results"))
+    jsonschema.validate(json.loads((out / "results.json").read_text()), load_schema("results"))
     rows = read_samples(out / "samples.jsonl")
     assert [r["metrics"]["score"] for r in rows] == [1.0, 1.0, 0.0]
     assert rows[0]["extracted"] is not None

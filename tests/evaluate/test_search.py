@@ -30,7 +30,7 @@ def _rows(path: Path) -> list[dict]:
 def index_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("search") / "index"
     summary = build_index(DATA / "corpus.jsonl", out)
-    assert summary["docs"] == 521 and summary["rejected"] == 0
+    assert summary.produced == 521 and summary.rejected == 0
     return out
 
 
@@ -91,8 +91,8 @@ def test_bad_corpus_lines_are_rejected_with_reasons(tmp_path, ember):
     ]) + "\n")
     proc = ember("synth", "index", corpus, "-o", tmp_path / "idx", "--json")
     summary = json.loads(proc.stdout)
-    assert summary["docs"] == 2 and summary["rejected"] == 6
-    assert summary["reasons"] == {"bad-json": 1, "not-an-object": 1, "missing-text": 2,
+    assert summary["produced"] == 2 and summary["rejected"] == 6
+    assert summary["rejected_by_reason"] == {"bad-json": 1, "not-an-object": 1, "missing-text": 2,
                                   "bad-title": 1, "duplicate-id": 1}
     rejects = _rows(tmp_path / "idx" / "rejects.jsonl")
     assert [r["line"] for r in rejects] == [2, 3, 4, 5, 6, 7]

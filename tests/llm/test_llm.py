@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from ember.llm.backends import SamplingParams, make_backend
-from ember.llm.cache import Cache, cache_key
+from ember.llm.cache import Cache, cache_key, model_identity
 from ember.llm.client import LLM, LLMConfig, make_llm, parse_json_object
 from tests.served_model import QuietServer, counting_proxy
 
@@ -267,41 +267,6 @@ def test_api_key_never_reaches_cache_or_reasons(tmp_path, monkeypatch):
     assert MARKER.encode() not in raw
 
 
-# ---------------------------------------------------------------- the shared CLI options
-
-def test_llm_options_become_one_config(tmp_path):
-    import typer
-    from typer.testing import CliRunner
-
-    from ember.cli.synth_options import llm_options
-
-    app, got = typer.Typer(), {}
-
-    @app.command()
-    @llm_options
-    def questions(n: int = typer.Option(3, "--n"), *, llm: LLMConfig):
-        got.update(n=n, llm=llm)
-
-    @app.command()
-    def other():
-        pass
-
-    runner = CliRunner()
-    result = runner.invoke(app, ["questions", "--n", "5", "-m", "served", "--backend", "openai",
-                                 "--base-url", "http://h/v1", "--concurrency", "3",
-                                 "--cache", "none"])
-    assert result.exit_code == 0, result.output
-    assert got == {"n": 5, "llm": LLMConfig(model="served", backend="openai", base_url="http://h/v1",
-                                            concurrency=3, cache="none")}
-    assert runner.invoke(app, ["questions"]).exit_code == 0 and got["llm"] == LLMConfig()
-    help_text = runner.invoke(app, ["questions", "--help"], env={"COLUMNS": "200"}).output
-    for flag in ("--model", "--backend", "--base-url", "--concurrency", "--batch-size",
-                 "--max-retries", "--timeout", "--cache", "--api-key-env"):
-        assert flag in help_text
-    bad = runner.invoke(app, ["questions", "--concurrency", "0"])
-    assert bad.exit_code == 2
-
-
 def test_make_llm_cache_defaults_to_beside_the_output(tmp_path):
     cfg = LLMConfig(backend="openai", model="m", base_url="http://127.0.0.1:9/v1")
     with make_llm(cfg, out=tmp_path / "tasks.jsonl") as llm:
@@ -366,11 +331,14 @@ def test_sigkill_then_rerun_repeats_no_finished_call(served_model, tmp_path):
         assert not out.exists()  # the output is written atomically at the end
         assert count["n"] >= done
 
-        # which calls finished before the kill, by their cache keys
+        # which calls finished before the kill, by their cache keys (the served model is a
+        # local directory, so the keys name it by its files)
         params = SamplingParams(max_new_tokens=8)
+        model = model_identity(served_model.model, embedded=False)
+        assert model.startswith("files:")
         with Cache(cache) as c:
             finished = {i for i in range(12) if c.get(cache_key(
-                served_model.model, chat(f"Count from {i} to {i + 5}."), params)) is not None}
+                model, chat(f"Count from {i} to {i + 5}."), params)) is not None}
         assert len(finished) == done
 
         count["n"], count["asked"] = 0, []

@@ -64,7 +64,8 @@ def test_pipeline_with_scripted_solver(tmp_path, strategy):
                      '{"id": "h", "prompt": "hard: 7*7?", "answer": "49"}\n'
                      '{"id": "broken"}\n')
     out = tmp_path / "sft.jsonl"
-    cfg = SolutionsConfig(tasks=str(tasks), out=str(out), strategy=strategy, k=4, probe=2)
+    cfg = SolutionsConfig(tasks=str(tasks), out=str(out), strategy=strategy, samples=4,
+                          probe_samples=2)
     with scripted_server(solver) as (url, seen, _):
         # the server answers one choice whatever n asks: the backend asks again per sample
         with LLM(make_backend("openai", "s", base_url=url, max_retries=0), model="s",
@@ -108,13 +109,13 @@ def test_cli_against_served_model(ember, served_model, tmp_path):
                      '{"id": "b", "prompt": "What is 10 - 4?", "answer": "6"}\nbad\n')
     out = tmp_path / "sft.jsonl"
     args = ["synth", "solutions", "--tasks", tasks, "--backend", "openai", "--model",
-            served_model.model, "--concurrency", "1", "--timeout", "600", "--k", "2",
-            "--probe", "1", "--max-new-tokens", "48", "-o", out, "--json"]
+            served_model.model, "--concurrency", "1", "--timeout", "600", "--samples", "2",
+            "--probe-samples", "1", "--max-new-tokens", "48", "-o", out, "--json"]
     proc = ember(*args, "--base-url", served_model.base_url, check=False)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     rows = read(out)
-    assert summary["requested"] == 2 and summary["produced"] == len(rows)
+    assert summary["tasks"] == 2 and summary["produced"] == len(rows)
     assert summary["attempts"]["probe"] == 2 and summary["attempts"]["extra"] == 2
     assert all(r["messages"][-1]["role"] == "assistant" for r in rows)
     rejects = read(tmp_path / "sft.rejects.jsonl")
@@ -132,9 +133,9 @@ def test_cli_against_served_model(ember, served_model, tmp_path):
 def test_cli_bad_options(ember, tmp_path):
     tasks = tmp_path / "t.jsonl"
     tasks.write_text('{"prompt": "1+1?", "answer": "2"}\n')
-    proc = ember("synth", "solutions", "--tasks", tasks, "--k", "2", "--probe", "4", "-o",
+    proc = ember("synth", "solutions", "--tasks", tasks, "--samples", "2", "--probe-samples", "4", "-o",
                  tmp_path / "o.jsonl", check=False)
-    assert proc.returncode == 2 and "--probe (4) must not exceed --k (2)" in proc.stderr
+    assert proc.returncode == 2 and "--probe-samples (4) must not exceed --samples (2)" in proc.stderr
     proc = ember("synth", "solutions", "--tasks", tasks, "--strategy", "hardest", "-o",
                  tmp_path / "o.jsonl", check=False)
     assert proc.returncode == 2 and "unknown --strategy 'hardest'" in proc.stderr

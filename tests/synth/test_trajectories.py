@@ -6,6 +6,7 @@ the real `transformers serve` behind a request-counting proxy."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import jsonschema
@@ -181,7 +182,7 @@ def _write_questions(path: Path) -> Path:
 def _run(ember, url, questions, index_dir, out, *extra):
     proc = ember("synth", "trajectories", "--backend", "openai", "--base-url", url,
                  "--model", "scripted", "--max-retries", "0", "-q", questions,
-                 "--index", index_dir, "--rollouts", "2", "--max-turns", "3", "-o", out,
+                 "--index", index_dir, "--samples", "2", "--max-turns", "3", "-o", out,
                  "--json", *extra)
     return json.loads(proc.stdout)
 
@@ -200,7 +201,7 @@ def test_trajectories_scripted_end_to_end(ember, tmp_path, index_dir):
         assert summary["questions"] == 3 and summary["rollouts"] == 6
         assert summary["answered"] == 3 and summary["turn_limit"] == 3
         assert summary["judged"] == 4 and summary["correct"] == 2
-        assert summary["reject_reasons"] == {"bad-json": 1, "duplicate-id": 1,
+        assert summary["rejected_by_reason"] == {"bad-json": 1, "duplicate-id": 1,
                                              "missing-question": 1, "no-valid-step": 1,
                                              "judge-failed": 1}
         assert summary["rejected"] == 5 and summary["kept"] == 4
@@ -234,13 +235,13 @@ def test_trajectories_scripted_end_to_end(ember, tmp_path, index_dir):
         assert trajs[3]["details"]["status"] == "turn-limit"
         assert trajs[3]["content"][-1]["class_"] == "text_observation"
 
-        rejects = _rows(f"{out}.rejects.jsonl")
-        assert [r["line"] for r in rejects if "line" in r] == [2, 5, 6]
+        rejects = _rows(tmp_path / "trajs.rejects.jsonl")
+        assert [r["line"] for r in rejects if r["line"] is not None] == [2, 5, 6]
         by_reason = {r["reason"].split(":")[0]: r for r in rejects if "rollout" in r}
         assert by_reason["no-valid-step"]["question_id"] == "q2"
-        assert "no action" in by_reason["no-valid-step"]["reason"]
+        assert "no action" in by_reason["no-valid-step"]["detail"]
         assert by_reason["judge-failed"]["question_id"] == "q3"
-        assert "after 3 attempts" in by_reason["judge-failed"]["reason"]
+        assert "after 3 attempts" in by_reason["judge-failed"]["detail"]
 
         # valid ADP, and SFT data through `ember convert`
         report = json.loads(ember("validate", out, "--json").stdout)
@@ -295,29 +296,64 @@ def test_trajectories_bad_arguments(ember, tmp_path, index_dir):
 
 @pytest.mark.slow
 def test_trajectories_with_served_model(ember, tmp_path, index_dir, served_model):
+    """The embedded model as teacher and judge. It serves greedily (its generation config
+    does not sample), so what it writes is fixed: for q1 it answers in its first step
+    (64 tokens are enough to close the tags; 24 were not, and then every rollout was
+    rejected and nothing was checked). Every rollout must be kept or rejected with a
+    reason, exactly once, and the summary must agree with the files."""
     questions = tmp_path / "q.jsonl"
-    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS[:3:2]))
+    asked = QUESTIONS[:3:2]  # q1 (yes/no) and q2
+    questions.write_text("".join(json.dumps(q) + "\n" for q in asked))
     out = tmp_path / "trajs.jsonl"
     with counting_proxy(served_model.base_url) as (url, count):
         args = ("synth", "trajectories", "--backend", "openai", "--base-url", url,
                 "--model", served_model.model, "--timeout", "600", "-q", questions,
-                "--index", index_dir, "--rollouts", "2", "--max-turns", "3",
-                "--max-new-tokens", "24", "--judge-max-new-tokens", "64",
+                "--index", index_dir, "--samples", "2", "--max-turns", "2",
+                "--max-new-tokens", "64", "--judge-max-new-tokens", "64",
                 "--judge-attempts", "2", "--keep", "any", "-o", out, "--json")
         proc = ember(*args)
         summary = json.loads(proc.stdout)
         sent = count["n"]
         usage = summary["usage"]
         assert sent == usage["teacher"]["calls"] + usage["judge"]["calls"] > 0
+        trajs, rejects = _rows(out), _rows(summary["rejects"])
+        print(f"served-model trajectories: {summary['answered']}/4 answered, "
+              f"{len(trajs)} kept, rejects {summary['rejected_by_reason']}")
+
+        # every rollout is kept or rejected, once, and nothing else was rejected
         assert summary["rollouts"] == 4
-        assert summary["answered"] + summary["turn_limit"] + summary["reject_reasons"].get(
+        every = {(q["id"], k) for q in asked for k in range(2)}
+        kept = [(t["details"]["question_id"], t["details"]["rollout"]) for t in trajs]
+        dropped = [(r["question_id"], r["rollout"]) for r in rejects]
+        assert sorted(kept + dropped) == sorted(every)
+        assert all(r["line"] is None for r in rejects)  # both questions were usable
+        for r in rejects:  # a known reason, a sentence, and the rollout's own log
+            assert r["reason"] in ("backend-error", "no-valid-step", "judge-failed"), r
+            assert r["detail"] and isinstance(r["steps"], list)
+            wrote_a_step = any("action" in s for s in r["steps"])
+            if r["reason"] != "backend-error":  # judged only with a well-formed step
+                assert wrote_a_step == (r["reason"] == "judge-failed"), r
+
+        # the model did something worth checking: q1 was answered, in a well-formed step
+        assert summary["answered"] >= 1
+        assert summary["answered"] + summary["turn_limit"] + summary["rejected_by_reason"].get(
             "backend-error", 0) == 4
-        rollout_rejects = sum(n for k, n in summary["reject_reasons"].items()
-                              if k in ("backend-error", "no-valid-step", "judge-failed"))
-        assert summary["judged"] + rollout_rejects == 4
-        assert summary["kept"] == summary["judged"] == summary["policies"]["any"]
-        assert len(_rows(out)) == summary["kept"]
-        assert len(_rows(f"{out}.rejects.jsonl")) == summary["rejected"]
+        judged_steps = [s for t in trajs for s in t["details"]["steps"]] + \
+            [s for r in rejects if r["reason"] == "judge-failed" for s in r["steps"]]
+        assert any(s.get("action") == "answer" and s["answer"].strip() for s in judged_steps)
+        for t in trajs:  # an answered rollout ends in its final answer
+            d = t["details"]
+            assert d["status"] in ("answered", "turn-limit")
+            if d["status"] == "answered":
+                assert t["content"][-1]["class_"] == "message_action"
+                assert t["content"][-1]["answer"] == d["prediction"] and d["prediction"]
+            assert set(d["behaviours"]) == set(BEHAVIOURS)
+
+        # the summary says what the files hold
+        assert summary["produced"] == summary["kept"] == summary["judged"] == len(trajs)
+        assert summary["policies"]["any"] == len(trajs)
+        assert summary["rejected"] == len(rejects)
+        assert summary["rejected_by_reason"] == dict(Counter(r["reason"] for r in rejects))
         ember("validate", out)  # exits non-zero on any invalid record
 
         proc = ember(*args)
@@ -326,3 +362,4 @@ def test_trajectories_with_served_model(ember, tmp_path, index_dir, served_model
         assert again["usage"]["teacher"]["calls"] == 0 == again["usage"]["judge"]["calls"]
         assert {k: again[k] for k in ("judged", "kept", "rejected")} == \
             {k: summary[k] for k in ("judged", "kept", "rejected")}
+        assert _rows(out) == trajs

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ember.train.config import flags, load_config
+from ember.cli.options import options
+from ember.train.config import TrainConfig, load_config
 from tests.conftest import ROOT
 
 CONFIGS = sorted((ROOT / "examples" / "configs").glob("*.yaml"))
@@ -29,7 +30,7 @@ def test_yaml_sets_and_overrides_win(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("rft:\n  max_stepz: 3\n", "unknown option(s) max_stepz"),
+    ("rft:\n  max_stepz: 3\n", "unknown option 'max_stepz'"),
     ("stage: rl\n", "--stage must be sft, rft or sft,rft"),
     ("- a list\n", "expected a mapping"),
     ("rft: [1\n", "cannot read config"),
@@ -41,11 +42,18 @@ def test_bad_configs_are_clear_errors(tmp_path, text, message):
         load_config(path).stages
 
 
-def test_every_field_is_a_flag_and_shared_names_get_their_section():
-    names = [name for name, *_ in flags()]
-    assert len(names) == len(set(names))
-    assert {"data", "tasks", "selector", "reward", "sft-max-steps", "rft-max-steps",
-            "sft-learning-rate", "rft-learning-rate", "use-vllm", "stage"} <= set(names)
+def test_every_field_is_a_flag_with_a_stable_stage_prefix():
+    flags = {o.flag: o.key for o in options(TrainConfig)}
+    assert len(flags) == len(options(TrainConfig))
+    # stage options always carry their stage's prefix; a stage's inputs have plain flags
+    assert {"--data", "--tasks", "--selector", "--reward", "--sft-max-steps", "--rft-max-steps",
+            "--sft-learning-rate", "--rft-learning-rate", "--rft-use-vllm", "--stage",
+            "--sft-lora-r", "--rft-lora-r"} <= set(flags)
+    assert flags["--rft-max-steps"] == "rft.max_steps" and flags["--data"] == "sft.data"
+    plain = {f for f in flags if not f.startswith(("--sft-", "--rft-"))}
+    assert plain == {"--stage", "--model", "--out", "--seed", "--resume", "--bf16", "--report-to",
+                     "--logging-steps", "--data", "--tasks", "--selector", "--selector-arg",
+                     "--selector-column", "--reward", "--reward-weights", "--success-threshold"}
 
 
 def test_cli_errors_before_loading_anything(ember, tmp_path):
@@ -57,3 +65,14 @@ def test_cli_errors_before_loading_anything(ember, tmp_path):
     assert proc.returncode == 2 and "cannot read config" in proc.stderr
     proc = ember("train", "--selector-arg", "lam", "--tasks", "x", check=False)
     assert proc.returncode == 2 and "KEY=VALUE" in proc.stderr
+
+
+def test_both_stages_take_the_same_lora_options_into_one_lora_config():
+    from ember.train.config import RFTOptions, SFTOptions
+    from ember.train.lora import lora_config
+
+    for cls in (SFTOptions, RFTOptions):
+        assert lora_config(cls()) is None  # lora_r 0: full fine-tuning
+        peft = lora_config(cls(lora_r=4, lora_alpha=8, lora_dropout=0.1))
+        assert (peft.r, peft.lora_alpha, peft.lora_dropout) == (4, 8, 0.1)
+        assert peft.target_modules == "all-linear" and peft.task_type == "CAUSAL_LM"

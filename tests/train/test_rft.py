@@ -1,5 +1,7 @@
-"""RFT through the CLI, as users run it.
+"""RFT: prompts cut to max_prompt_length (fast), then through the CLI, as users run it.
 
+- Fast, no training: an over-long task prompt keeps its last tokens and fits the limit,
+  both in `fit_prompt` and in the rows `run_rft` hands to the trainer.
 - The embedded model, 4 steps of `bots` on easy arithmetic: selection metrics reach
   selection.jsonl and TRL's log history, the selector's state is in the checkpoint, the
   final model loads.
@@ -15,6 +17,74 @@ import pytest
 from tests.conftest import FIXTURES, kill_ember_when
 
 TASKS = FIXTURES / "tasks" / "arithmetic.jsonl"
+LONG = " ".join(f"item{i}" for i in range(300)) + ". How many items are listed?"
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model)
+
+
+def test_an_over_long_prompt_keeps_its_last_tokens_and_fits(tokenizer):
+    from ember.evaluate.tasks import task_item
+    from ember.train.rft import fit_prompt, prompt_length
+
+    messages = task_item({"id": "long", "prompt": LONG, "answer": "300"}).messages
+    full = prompt_length(messages, tokenizer)
+    assert full > 300
+    assert fit_prompt(messages, tokenizer, full) == (messages, False)
+    assert fit_prompt(messages, tokenizer, 0) == (messages, False)  # 0 = no limit
+    for limit in (full - 1, 100, 40):
+        cut, was_cut = fit_prompt(messages, tokenizer, limit)
+        assert was_cut and limit - 2 <= prompt_length(cut, tokenizer) <= limit
+        text, kept = messages[-1]["content"], cut[-1]["content"]
+        assert text.endswith(kept) and len(kept) < len(text)
+        assert kept.endswith("How many items are listed?\n\nSolve the problem step by step, "
+                             "then give the final answer inside \\boxed{}.") or limit == 40
+    # The chat around the text (system prompt, role markers) is kept, not cut.
+    rendered = tokenizer.apply_chat_template(cut, add_generation_prompt=True, tokenize=False)
+    assert rendered.startswith("<|im_start|>system") and rendered.endswith("<|im_start|>assistant\n")
+    with pytest.raises(ValueError, match="max_prompt_length=10 leaves no room"):
+        fit_prompt(messages, tokenizer, 10)
+
+
+def test_run_rft_hands_the_trainer_prompts_within_max_prompt_length(tmp_path, tiny_model,
+                                                                    monkeypatch):
+    """From the option to the dataset TRL generates from: fails if the option is ignored."""
+    from ember.evaluate.tasks import task_item
+    from ember.train import grpo_trainer
+    from ember.train.config import load_config
+    from ember.train.rft import prompt_length, run_rft
+
+    tasks = [{"id": "long", "prompt": LONG, "answer": "300"},
+             {"id": "short", "prompt": "What is 1 + 1?", "answer": "2"}]
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps(t) + "\n" for t in tasks))
+    seen = {}
+
+    class Built(Exception):
+        pass
+
+    class RecordingTrainer:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+        def train(self, **_):
+            raise Built
+
+    monkeypatch.setattr(grpo_trainer, "SelectiveGRPOTrainer", RecordingTrainer)
+    cfg = load_config(overrides={"rft.tasks": str(path), "rft.max_prompt_length": 64,
+                                 "rft.tasks_per_step": 2, "rft.samples": 2,
+                                 "rft.batch_size": 4})
+    with pytest.raises(Built):
+        run_rft(cfg, str(tiny_model), tmp_path / "rft")
+    rows, tok = seen["train_dataset"], seen["processing_class"]
+    assert prompt_length(task_item(tasks[0]).messages, tok) > 64
+    assert [prompt_length(r["prompt"], tok) <= 64 for r in rows] == [True, True]
+    assert rows[0]["prompt"][-1]["content"].endswith("inside \\boxed{}.")
+    assert rows[1]["prompt"] == task_item(tasks[1]).messages  # short prompts untouched
 
 
 def _selections(out):
@@ -25,8 +95,8 @@ def _selections(out):
 def test_four_bots_steps_on_the_embedded_model_log_and_checkpoint_selection(ember, tmp_path):
     out = tmp_path / "run"
     proc = ember("train", "--model", "smollm2", "--tasks", TASKS, "--selector", "bots",
-                 "--reward", "math,format", "--tasks-per-step", "2", "--num-generations", "2",
-                 "--rft-batch-size", "2", "--max-completion-length", "32",
+                 "--reward", "math,format", "--rft-tasks-per-step", "2", "--rft-samples", "2",
+                 "--rft-batch-size", "2", "--rft-max-new-tokens", "32",
                  "--rft-max-steps", "4", "--rft-save-steps", "2", "--out", out, "--json")
     summary = json.loads(proc.stdout)
     assert summary["stages"]["rft"] == str(out / "rft" / "model")
@@ -47,7 +117,7 @@ def test_four_bots_steps_on_the_embedded_model_log_and_checkpoint_selection(embe
         saved = json.loads((out / "rft" / f"checkpoint-{step}" / "selector_state.json").read_text())
         assert {"alpha", "beta", "rng", "capability"} <= set(saved)
     # bots restores from the checkpoint it wrote: same posterior as before saving.
-    from ember.train.rft import _from_jsonable
+    from ember.train.grpo_trainer import _from_jsonable
     from ember.train.selectors import load_selector
 
     sel = load_selector("bots", n_tasks=12)
@@ -58,8 +128,8 @@ def test_four_bots_steps_on_the_embedded_model_log_and_checkpoint_selection(embe
 
 
 RUN = ["train", "--tasks", TASKS, "--selector", "bots",
-       "--reward", "tests.train.toy_rewards:even_length", "--tasks-per-step", "2",
-       "--num-generations", "4", "--rft-batch-size", "4", "--max-completion-length", "12",
+       "--reward", "tests.train.toy_rewards:even_length", "--rft-tasks-per-step", "2",
+       "--rft-samples", "4", "--rft-batch-size", "4", "--rft-max-new-tokens", "12",
        "--rft-max-steps", "6", "--rft-save-steps", "3", "--rft-learning-rate", "1e-3"]
 
 

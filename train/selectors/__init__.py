@@ -1,4 +1,4 @@
-"""Task selectors for RFT: which B tasks form each generation batch (DESIGN §4).
+"""Task selectors for RFT: which B tasks form each generation batch.
 
     from ember.train.selectors import load_selector
     sel = load_selector("bots", n_tasks=len(tasks), ref_weak=p_base, ref_strong=p_big, seed=0)

@@ -1,4 +1,4 @@
-"""`bots`: Bayesian online task selection (BOTS, Shen et al. 2025) — DESIGN §4.
+"""`bots`: Bayesian online task selection (BOTS, Shen et al. 2025).
 
 Each task k has a Beta(α_k, β_k) belief about the policy's success rate on it. After each
 step, with m the number of rollouts a selected task actually got (the batch mean for

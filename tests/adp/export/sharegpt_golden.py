@@ -7,7 +7,11 @@ differences we keep on purpose are undone here, each named where it is handled:
 - first turn: ADP puts randomly worded documentation of the dataset's functions, taken
   from a per-dataset ``api.py`` that is not part of the ADP record, in front of the first
   turn; we list the functions the trajectory calls, in our words. The rest of the turn
-  (from the first event's text on) must match.
+  (from the first event's text on) must match: both sides must contain that text, and
+  what follows it must be the same, so an empty or cut first turn is a difference.
+
+Every trajectory in ADP's SFT file must be compared (an export that loses records, or a
+fixture folder that lost its samples, fails), and ``datasets`` finding none is an error.
 - first page: ADP's "Focused element bid" is a module-level variable that leaks from the
   previous trajectory into the first page of the next one; ours starts at None.
 - ``RANDOM_TAIL``: datasets whose last turns ADP invented with random wording, drawn
@@ -35,7 +39,10 @@ def norm(text: str) -> str:
 
 
 def datasets(fmt: str) -> list[str]:
-    return sorted(p.parent.name for p in (FIXTURES / "adp").glob(f"*/sample_sft_{fmt}.json"))
+    found = sorted(p.parent.name for p in (FIXTURES / "adp").glob(f"*/sample_sft_{fmt}.json"))
+    if not found:  # parametrize over nothing would skip the golden test, not fail it
+        raise FileNotFoundError(f"no {FIXTURES / 'adp'}/*/sample_sft_{fmt}.json")
+    return found
 
 
 def std_trajectories(dataset: str) -> list[dict]:
@@ -48,7 +55,7 @@ def compare(dataset: str, fmt: str, export, undo=lambda value: value) -> tuple[l
     """Differences between our export and ADP's SFT file; and what we made per id."""
     theirs = {str(r["id"]): r for r in
               json.loads((FIXTURES / "adp" / dataset / f"sample_sft_{fmt}.json").read_text())}
-    diffs, ours_by_id = [], {}
+    diffs, ours_by_id, compared = [], {}, set()
     for traj in std_trajectories(dataset):
         try:
             ours = export(traj)
@@ -60,6 +67,7 @@ def compare(dataset: str, fmt: str, export, undo=lambda value: value) -> tuple[l
         ours_by_id[traj["id"]] = ours
         if traj["id"] not in theirs:
             continue  # ADP dropped it (the tests say which and why)
+        compared.add(traj["id"])
         a = [(t["from"], norm(undo(t["value"]))) for t in ours["conversations"]]
         b = [(t["from"], norm(t["value"])) for t in theirs[traj["id"]]["conversations"]]
         if len(a) != len(b):
@@ -67,11 +75,11 @@ def compare(dataset: str, fmt: str, export, undo=lambda value: value) -> tuple[l
             continue
         tail = RANDOM_TAIL.get(dataset, 0)
         for i, ((who_a, x), (who_b, y)) in enumerate(zip(a, b)):
-            if i == 0:
-                first = norm(traj["content"][0].get("content") or "")
-                x = x[x.index(first):] if first in x else x
+            if i == 0:  # from the first event's text on; an empty text anchors nothing
+                first = _FOCUSED.sub("[F]", norm(traj["content"][0].get("content") or ""))
                 x, y = _FOCUSED.sub("[F]", x), _FOCUSED.sub("[F]", y)
-                same = y.endswith(x)
+                same = bool(first) and first in x and first in y and \
+                    x[x.index(first):] == y[y.index(first):]
             elif i >= len(a) - tail:
                 same = (x.startswith("<function=finish>") == y.startswith("<function=finish>"))
             else:
@@ -80,6 +88,12 @@ def compare(dataset: str, fmt: str, export, undo=lambda value: value) -> tuple[l
                 diffs.append(f"{traj['id']} turn {i}:\n  ours {who_a}: {x[:300]}\n  "
                              f"ADP  {who_b}: {y[:300]}")
                 break
+    missing = sorted(set(theirs) - compared - {str(i) for i, r in ours_by_id.items()
+                                               if isinstance(r, ConvertError)})
+    if missing:
+        diffs.append(f"ADP exports {missing}, which we never compared")
+    if not compared:
+        diffs.append(f"{dataset}: no trajectory compared")
     return diffs, ours_by_id
 
 

@@ -1,0 +1,270 @@
+"""The one way an `ember` command is built: a config dataclass + ``run(cfg) -> Summary``.
+
+    from ember.cli.options import add_command
+    add_command(app, "pass-rate", PassRateConfig, pass_rates, render, help=HELP)
+
+``add_command`` generates one typer option per config field (flag, short flag, help,
+default and bounds all come from the field: ember.adp.config), adds ``--config FILE.yaml``
+(YAML sets values, the flags a user typed override them) and ``--json``, and on a call:
+builds the config, runs the library function with a progress callback (a bar on a
+terminal, nothing otherwise), then prints the summary (``--json``: as JSON on stdout) and
+exits with the summary's exit code. Failures are one line on stderr (``error: ...``),
+exit code 2 for bad options or inputs, 1 for a failure at run time, 130 on Ctrl-C; with
+``--json`` stdout then carries ``{"error": ..., "exit_code": ...}``. ``EMBER_DEBUG=1``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from contextlib import contextmanager
+import os
+import typing
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+
+from ember.adp.config import is_section, load_config
+from ember.adp.io import InputError
+from ember.cli.render import console, print_json
+from ember.llm.backends import BackendError
+
+
+@dataclasses.dataclass
+class Option:
+    """One command-line option generated from a config field."""
+
+    param: str            # the Python parameter name typer passes back
+    key: str              # the override key load_config takes ("rft.max_steps", "model")
+    flag: str             # "--rft-max-steps"
+    field: dataclasses.Field
+    hint: Any             # the field's type
+    default: Any          # the field's default value, for the help text
+    panel: str | None
+
+
+def options(cls: type, prefix: str = "", key_prefix: str = "", panel: str | None = None,
+            instance: Any = None) -> list[Option]:
+    """Every CLI option of ``cls``, sections included, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    instance = instance if instance is not None else _defaults(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if is_section(f):
+            sub_prefix = prefix + f.metadata["prefix"]
+            sub_key = f"{key_prefix}{f.name}." if f.metadata["prefix"] else key_prefix
+            out += options(hints[f.name], sub_prefix, sub_key,
+                           f.metadata.get("help") or panel, getattr(instance, f.name, None))
+            continue
+        if not f.metadata.get("cli", True):
+            continue
+        flag = f.metadata.get("flag") or f"--{prefix}{f.name.replace('_', '-')}"
+        param = (key_prefix.replace(".", "__") + f.name)
+        out.append(Option(param, key_prefix + f.name, flag, f, hints[f.name],
+                          getattr(instance, f.name, dataclasses.MISSING), panel))
+    return out
+
+
+def _defaults(cls):
+    try:
+        return cls()
+    except TypeError:  # required fields: build what has defaults
+        return None
+
+
+def _base(hint):
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args else hint
+
+
+def _parameter(o: Option) -> inspect.Parameter:
+    meta = o.field.metadata
+    base = _base(o.hint)
+    origin = typing.get_origin(base) or base
+    shown = "" if o.default in (dataclasses.MISSING, None) else f" [default: {_show(o.default)}]"
+    required = o.default is dataclasses.MISSING
+    text = meta["help"] + (" [required]" if required and not meta.get("argument") else shown)
+    bounds = {k: meta[k] for k in ("min", "max") if meta.get(k) is not None}
+    if meta.get("argument"):
+        if origin is list:
+            default = typer.Argument(None, metavar=meta.get("metavar") or "PATH...", help=meta["help"])
+            return inspect.Parameter(o.param, inspect.Parameter.KEYWORD_ONLY,
+                                     annotation=Optional[List[str]], default=default)
+        default = typer.Argument(None, metavar=meta.get("metavar"), help=meta["help"], **bounds)
+        return inspect.Parameter(o.param, inspect.Parameter.KEYWORD_ONLY,
+                                 annotation=Optional[base], default=default)
+    decls = [o.flag] + ([meta["short"]] if meta.get("short") else [])
+    if origin is bool:
+        name = o.flag[2:]
+        decls = [f"--{name}/--no-{name}"] + ([meta["short"]] if meta.get("short") else [])
+        annotation = Optional[bool]
+    elif origin is dict:
+        annotation, text = Optional[List[str]], text + " (repeatable KEY=VALUE)"
+    elif origin is list:
+        annotation, text = Optional[str], text + " (comma-separated)"
+    else:
+        annotation = Optional[base]
+    default = typer.Option(None, *decls, help=text, show_default=False, rich_help_panel=o.panel,
+                           metavar=meta.get("metavar"), **bounds)
+    return inspect.Parameter(o.param, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                             default=default)
+
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def _pairs(values: list[str], flag: str) -> dict:
+    import yaml
+
+    out = {}
+    for v in values:
+        key, sep, raw = v.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{flag} takes KEY=VALUE, got {v!r}")
+        out[key.strip()] = yaml.safe_load(raw)  # numbers and booleans typed as in YAML
+    return out
+
+
+def overrides(opts: list[Option], values: dict) -> dict:
+    """The override dict for load_config from what the user typed (None = not typed)."""
+    out = {}
+    for o in opts:
+        value = values.get(o.param)
+        if value is None:
+            continue
+        origin = typing.get_origin(_base(o.hint)) or _base(o.hint)
+        if origin is dict:
+            value = _pairs(value, o.flag)
+        elif origin is list and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        elif origin is Path or _base(o.hint) is Path:
+            value = str(value)
+        out[o.key] = value
+    return out
+
+
+EXPECTED = (ValueError, InputError, FileNotFoundError)   # bad options or inputs: exit 2
+RUNTIME = (OSError, BackendError, RuntimeError)          # failed while running: exit 1
+
+
+def fail(message: str, code: int, json_out: bool = False) -> None:
+    """One line on stderr (and a JSON object on stdout with --json), then exit ``code``."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    if json_out:
+        print_json({"error": message, "exit_code": code})
+    raise typer.Exit(code)
+
+
+def invoke(cls: type, run: Callable, render: Callable, kwargs: dict,
+           label: str = "working") -> None:
+    """Build the config from --config and the typed flags, run, render, exit."""
+    json_out = kwargs.pop("json_out", False)
+    path = kwargs.pop("config", None)
+    debug = os.environ.get("EMBER_DEBUG") == "1"
+    try:
+        cfg = load_config(cls, path, overrides(options(cls), kwargs))
+    except ValueError as e:
+        fail(str(e), 2, json_out)
+    try:
+        with progress_bar(label) as progress:
+            summary = run(cfg, progress=progress) if _takes_progress(run) else run(cfg)
+    except KeyboardInterrupt:
+        fail("interrupted; finished work is saved: run the same command again to resume",
+             130, json_out)
+    except EXPECTED as e:
+        if debug:
+            raise
+        fail(_one_line(e), 2, json_out)
+    except RUNTIME as e:
+        if debug:
+            raise
+        fail(_one_line(e), 1, json_out)
+    data = summary.to_dict() if hasattr(summary, "to_dict") else summary
+    if json_out:
+        print_json(data)
+    else:
+        render(summary)
+    for line in getattr(summary, "warnings", []):
+        console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+    code = getattr(summary, "exit_code", 0)
+    if code:
+        console.print(f"[bold red]error:[/] {summary.error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
+        text += f" ({e.filename})"
+    return text
+
+
+def _takes_progress(fn) -> bool:
+    try:
+        return "progress" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def command_function(cls: type, run: Callable, render: Callable, label: str,
+                     context: bool = False) -> Callable:
+    """A function typer can register, whose signature is the config's options."""
+    params = [_parameter(o) for o in options(cls)]
+    params.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY,
+                                    annotation=Optional[Path], default=typer.Option(
+                                        None, "--config", "-c", help=(
+                                            "YAML file of options (keys as the flags, "
+                                            "underscores or dashes; sections as `sft:`); "
+                                            "flags typed here override it."))))
+    params.append(inspect.Parameter("json_out", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                    default=typer.Option(False, "--json", help=(
+                                        "Print the summary as JSON on stdout (an "
+                                        "{error, exit_code} object on failure)."))))
+    if context:
+        params.insert(0, inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                           annotation=typer.Context))
+
+    def handler(*args, **kwargs):
+        if context:
+            ctx = args[0] if args else kwargs.pop("ctx")
+            kwargs.pop("ctx", None)
+            if ctx.invoked_subcommand:
+                return
+        invoke(cls, run, render, kwargs, label)
+
+    handler.__signature__ = inspect.Signature(params)
+    return handler
+
+
+def add_command(app: typer.Typer, name: str, cls: type, run: Callable, render: Callable, *,
+                help: str, no_args_is_help: bool = True) -> None:
+    """Register ``ember ... NAME`` built from ``cls`` (see the module docstring)."""
+    app.command(name, help=help, no_args_is_help=no_args_is_help)(
+        command_function(cls, run, render, name))
+
+
+@contextmanager
+def progress_bar(description: str):
+    """A transient rich bar on stderr (off when stderr is not a terminal); yields
+    ``progress(done, total, what=None)``, safe to call from any thread."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True,
+                  disable=not console.is_terminal) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(done: int, total: int | None, what: str | None = None) -> None:
+            what = what or description
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        yield progress
