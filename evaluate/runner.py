@@ -31,7 +31,7 @@ from typing import Callable
 
 import orjson
 
-from ember.adp.io import atomic_writer
+from ember.adp.io import atomic_writer, write_json
 from ember.evaluate.agent import run_agent
 from ember.evaluate.benchmarks import Benchmark, hotpotqa_paragraphs, load_benchmark
 from ember.evaluate.code_scoring import pass_at_k
@@ -254,7 +254,7 @@ def _check_resume(out: Path, cfg: EvalConfig) -> None:
             diff = {k: (old[k], v) for k, v in cfg.identity().items() if old[k] != v}
             raise ValueError(f"{out} holds samples of a run with other settings "
                              f"(old, new): {diff}; use another --out or delete it")
-    run_file.write_bytes(orjson.dumps({"config": asdict(cfg)}, option=orjson.OPT_INDENT_2))
+    write_json(run_file, {"config": asdict(cfg)})
 
 
 def _drop_partial(path: Path, done: dict, n: int) -> None:

@@ -40,6 +40,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from ember.llm.models import resolve_model
+
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
@@ -86,8 +88,6 @@ class HFBackend:
                  device: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from ember.llm.models import resolve_model
 
         path = resolve_model(model)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -339,8 +339,6 @@ class VLLMBackend:
         except ImportError as e:
             raise BackendError("the vllm backend needs vLLM and a GPU: "
                                "pip install 'ember[gpu]'") from e
-        from ember.llm.models import resolve_model
-
         self.vllm = vllm
         self.llm = vllm.LLM(model=resolve_model(model), dtype=dtype, **engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()

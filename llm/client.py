@@ -1,4 +1,4 @@
-"""The LLM layer of `ember synth`: a backend behind a SQLite cache, plus strict JSON output.
+"""The LLM client every stage uses: a backend behind a SQLite cache, plus strict JSON output.
 
     from ember.llm.client import LLMConfig, make_llm
     from ember.llm.backends import SamplingParams
@@ -17,29 +17,20 @@ sends only the calls that were in flight or not yet started. Failed calls (after
 backend's retries) are not cached, so a rerun tries them again.
 
 The cache key is the model's identity, the prompt and every sampling field: the same
-prompt asked with another seed is another call. The identity of a local model directory
+prompt asked with another seed is another call; that is how `generate_json` retries
+(attempt k uses seed + k, and each attempt is cached on its own). The identity of a local model directory
 (and of the embedded `smollm2` on the hf and vllm backends) is a hash of its model files'
 contents, so a model retrained in place gets fresh answers; a served model's name
 (`--backend openai`, unless the name is a local directory) or a hub id stands for itself.
-It is computed once per LLM, on the first call with a cache. That is how
-`generate_json` retries: attempt k uses seed + k, and each attempt is cached on its own.
-With temperature 0 a deterministic backend answers a retry with the same text, so give
+It is computed once per LLM, on the first call with a cache. With temperature 0 a deterministic backend answers a retry with the same text, so give
 JSON calls some temperature.
 
-Synth commands take the LLM options with one decorator and show progress with one
-context manager, both in ember.cli.synth_options:
-
-    from ember.cli.synth_options import llm_options, progress_bar
-
-    @app.command("questions")
-    @llm_options                    # adds --model --backend --base-url --api-key-env
-    def questions(n: int = typer.Option(20, "--n"),   # --concurrency --batch-size
-                  out: Path = typer.Option(..., "-o"),  # --max-retries --timeout --cache
-                  *, llm: LLMConfig):
-        engine = make_llm(llm, out=out)          # the cache defaults to OUT.cache.sqlite
-        with progress_bar("questions") as progress:
-            results = engine.generate(prompts, params, on_progress=progress)
-        console.print(engine.summary())
+Commands take the LLM options as a flat section of their config
+(``llm: LLMConfig = section(LLMConfig)``, see ember.adp.config): ``ember.cli.options``
+turns the fields below into --model/-m, --backend, --base-url, --api-key-env,
+--concurrency, --batch-size, --max-retries, --timeout and --cache. The sampling options
+every command shares (--samples/-n, --temperature, --top-p, --max-new-tokens, --seed) are
+declared once here too (``samples_opt`` and friends).
 """
 
 from __future__ import annotations

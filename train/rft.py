@@ -35,6 +35,8 @@ from ember.adp.rejects import default_rejects_path, write_rejects
 from ember.evaluate.tasks import read_tasks, task_item
 from ember.train.checkpoints import last_checkpoint, save_final
 from ember.train.config import TrainConfig
+from ember.train.rewards import load_rewards
+from ember.train.selectors import selector_class
 from ember.train.lora import lora_config
 
 log = logging.getLogger(__name__)
@@ -101,8 +103,6 @@ def task_rows(tasks: list[dict], tokenizer=None, max_prompt_length: int = 0) -> 
 
 def make_selector(opts, tasks: list[dict], seed: int):
     """The selector named in the options, fed the per-task columns it reads."""
-    from ember.train.selectors import selector_class
-
     cls = selector_class(opts.selector)
     kwargs = {}
     for arg in getattr(cls, "columns", ()):
@@ -157,8 +157,6 @@ def run_rft(cfg: TrainConfig, model_path: str, out: Path) -> Path:
     from accelerate import PartialState
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from ember.train.rewards import load_rewards
 
     o = cfg.rft
     if not o.tasks:

@@ -27,7 +27,9 @@ import os
 import re
 from pathlib import Path
 
+from ember.adp.io import InputError, iter_units
 from ember.adp.rejects import default_rejects_path, reject, write_rejects
+from ember.llm.models import CHAT_TEMPLATE
 from ember.train.checkpoints import last_checkpoint, save_final
 from ember.train.config import TrainConfig
 from ember.train.lora import lora_config
@@ -38,8 +40,6 @@ log = logging.getLogger(__name__)
 def read_sft(path: str) -> tuple[list[dict], list[dict]]:
     """sft-chat records: (records, rejects with reasons)."""
     import orjson
-
-    from ember.adp.io import InputError, iter_units
 
     rows, rejects = [], []
     try:
@@ -73,8 +73,6 @@ GENERATION_MARK = re.compile(r"\{%-?\s*generation\s*-?%\}")
 def ensure_generation_marks(tokenizer) -> None:
     """Give a ChatML tokenizer ember's template with `{% generation %}` marks if its own
     has none; raise for other templates (see the module docstring)."""
-    from ember.llm.models import CHAT_TEMPLATE
-
     template = tokenizer.chat_template or ""
     if GENERATION_MARK.search(template):
         return
@@ -114,8 +112,6 @@ def run_sft(cfg: TrainConfig, model_path: str, out: Path) -> Path:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
-
-    from ember.adp.io import atomic_writer
 
     o = cfg.sft
     if not o.data:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from ember.adp.io import atomic_writer
 from ember.adp.summary import Summary
 from ember.llm.models import resolve_model
 from ember.train.checkpoints import last_checkpoint
@@ -47,7 +48,8 @@ def run_train(cfg: TrainConfig) -> dict:
     check_inputs(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    with atomic_writer(out / "config.yaml", "w") as f:
+        f.write(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     model = resolve_model(cfg.model)
     results = {}
     for stage in stages:
