@@ -458,9 +458,9 @@ def run(cfg: ConvertConfig, progress: Callable | None = None) -> Summary:
     if tally.read == 0 and not tally.input_errors:
         summary.warnings.append("the input held no records; wrote an empty output")
     if tally.input_errors:
-        summary.exit_code, summary.error = 1, "some inputs could not be read"
+        summary.exit_code, summary.error = 3, "some inputs could not be read"
     elif tally.reject_rate > cfg.max_reject_rate:
-        summary.exit_code, summary.error = 1, (
+        summary.exit_code, summary.error = 3, (
             f"reject rate {tally.reject_rate:.2%} exceeds --max-reject-rate "
             f"{cfg.max_reject_rate:.2%}")
     return summary

@@ -317,3 +317,68 @@ def write_json(path: str | Path, obj) -> None:
     """One indented JSON document (a summary, results), atomically."""
     with atomic_writer(path) as f:
         f.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str) + b"\n")
+
+
+class LockedError(ValueError):
+    """Another run holds the output's lock."""
+
+
+@contextlib.contextmanager
+def output_lock(path: str | Path, directory: bool = False) -> Iterator[None]:
+    """Hold the one-writer lock of an output for the duration of a run.
+
+    The lock is ``OUT/.ember.lock`` inside a directory output, ``.NAME.lock`` beside a
+    file output; it holds the holder's pid. A second run into the same place fails at
+    once with LockedError naming that pid (the kernel drops the lock when the holder dies,
+    so a killed run never leaves it stuck). ``-`` (stdout) takes no lock.
+    """
+    import fcntl
+
+    if str(path) == "-":
+        yield
+        return
+    target = Path(path)
+    lock = target / ".ember.lock" if directory else target.with_name(f".{target.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    f = open(lock, "a+")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise LockedError(f"{target} is being written by another ember run (pid {holder}); "
+                              "wait for it to finish or use another output") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+    finally:
+        f.close()
+
+
+def repair_tail(path: str | Path) -> int:
+    """Cut an append-only JSONL file back to its last complete line (a kill or a full disk
+    can leave a torn one); returns the number of bytes dropped (0 when none, or no file)."""
+    p = Path(path)
+    if not p.exists():
+        return 0
+    size = p.stat().st_size
+    if size == 0:
+        return 0
+    with open(p, "rb+") as f:
+        keep, chunk = size, 1 << 16
+        while keep > 0:
+            start = max(0, keep - chunk)
+            f.seek(start)
+            block = f.read(keep - start)
+            if start + len(block) == size and block.endswith(b"\n"):
+                return 0  # the common case: the file ends with a complete line
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            keep = start
+        f.truncate(keep)
+    return size - keep

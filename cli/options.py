@@ -8,8 +8,10 @@ default and bounds all come from the field: ember.adp.config), adds ``--config F
 (YAML sets values, the flags a user typed override them) and ``--json``, and on a call:
 builds the config, runs the library function with a progress callback (a bar on a
 terminal, nothing otherwise), then prints the summary (``--json``: as JSON on stdout) and
-exits with the summary's exit code. Failures are one line on stderr (``error: ...``),
-exit code 2 for bad options or inputs, 1 for a failure at run time, 130 on Ctrl-C; with
+exits with the summary's exit code (3: the run finished but its result is partial, e.g.
+too many rejects or less than --min-yield). Failures are one line on stderr
+(``error: ...``): exit code 2 for bad options or inputs, 1 for a failure at run time (a
+full disk, an endpoint that stays down, an output another run holds), 130 on Ctrl-C; with
 ``--json`` stdout then carries ``{"error": ..., "exit_code": ...}``. ``EMBER_DEBUG=1``
 shows the traceback instead.
 """
@@ -20,14 +22,16 @@ import dataclasses
 import inspect
 from contextlib import contextmanager
 import os
+import sqlite3
 import typing
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
+from rich.markup import escape
 
 from ember.adp.config import is_section, load_config
-from ember.adp.io import InputError
+from ember.adp.io import InputError, LockedError
 from ember.cli.render import console, print_json
 from ember.llm.backends import BackendError
 
@@ -151,12 +155,13 @@ def overrides(opts: list[Option], values: dict) -> dict:
 
 
 EXPECTED = (ValueError, InputError, FileNotFoundError)   # bad options or inputs: exit 2
-RUNTIME = (OSError, BackendError, RuntimeError)          # failed while running: exit 1
+# failed while running: exit 1 (a full disk, an endpoint that stays down, a held lock)
+RUNTIME = (LockedError, OSError, BackendError, RuntimeError, sqlite3.Error, MemoryError)
 
 
 def fail(message: str, code: int, json_out: bool = False) -> None:
     """One line on stderr (and a JSON object on stdout with --json), then exit ``code``."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if json_out:
         print_json({"error": message, "exit_code": code})
     raise typer.Exit(code)
@@ -178,29 +183,37 @@ def invoke(cls: type, run: Callable, render: Callable, kwargs: dict,
     except KeyboardInterrupt:
         fail("interrupted; finished work is saved: run the same command again to resume",
              130, json_out)
-    except EXPECTED as e:
+    except RUNTIME + EXPECTED as e:
         if debug:
             raise
-        fail(_one_line(e), 2, json_out)
-    except RUNTIME as e:
-        if debug:
-            raise
-        fail(_one_line(e), 1, json_out)
+        fail(_one_line(e), _exit_code(e), json_out)
     data = summary.to_dict() if hasattr(summary, "to_dict") else summary
     if json_out:
         print_json(data)
     else:
         render(summary)
     for line in getattr(summary, "warnings", []):
-        console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
     code = getattr(summary, "exit_code", 0)
     if code:
-        console.print(f"[bold red]error:[/] {summary.error}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(summary.error)}", highlight=False,
+                      soft_wrap=True)
         raise typer.Exit(code)
 
 
+def _exit_code(e: BaseException) -> int:
+    """2 for bad options or inputs (a missing file is one), 1 for a failure at run time."""
+    if isinstance(e, LockedError):
+        return 1
+    return 2 if isinstance(e, EXPECTED) else 1
+
+
 def _one_line(e: BaseException) -> str:
+    if isinstance(e, MemoryError):
+        return "out of memory (an input too large for this machine? see --max-prompt-tokens)"
     text = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, sqlite3.Error):
+        text = f"LLM cache: {text}"
     if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
         text += f" ({e.filename})"
     return text

@@ -80,10 +80,44 @@ def data_file(name: str):
 
 
 def read_jsonl(source) -> list[dict]:
-    """Rows of a JSONL file (gzip if the name ends in .gz): a path or data_file(...)."""
+    """Rows of a JSONL file (gzip if the name ends in .gz): a path or data_file(...). A line
+    that is not JSON is a ValueError naming the file and the line."""
+    rows = []
     with source.open("rb") as raw:
         f = gzip.GzipFile(fileobj=raw) if source.name.endswith(".gz") else raw
-        return [orjson.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(orjson.loads(line))
+            except orjson.JSONDecodeError as e:
+                raise ValueError(f"{source} line {number}: not valid JSON: {e.msg} (column "
+                                 f"{e.colno})") from None
+    return rows
+
+
+# The types of a custom spec's keys (checked when the spec loads, not halfway through).
+SPEC_TYPES = {"name": str, "description": str, "data": str, "fields": dict, "template": str,
+              "system": str, "chat": bool, "fewshot": (list, str), "fewshot_n": int,
+              "fewshot_answer": str, "extract": (str, dict), "scorer": str,
+              "max_new_tokens": int, "stop": list}
+
+
+def check_template(template: str, where: str) -> None:
+    """ValueError for braces that are neither a placeholder, a ``{{``/``}}`` escape, nor a
+    balanced pair such as ``\\boxed{}``: an unclosed ``{`` would send the literal text."""
+    rest = _PLACEHOLDER_OR_ESCAPE.sub("", template)
+    depth = 0
+    for i, ch in enumerate(rest):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            raise ValueError(f"{where}: unbalanced '}}' in the template")
+    if depth:
+        raise ValueError(f"{where}: unclosed '{{' in the template (write {{{{ for a literal "
+                         "brace)")
+
+
+_PLACEHOLDER_OR_ESCAPE = re.compile(r"\{\{|\}\}|\{[A-Za-z_][\w.]*\}")
 
 
 def clean_number(x) -> str:
@@ -267,8 +301,19 @@ def custom_benchmark(spec_path: str | Path, name: str | None = None) -> Benchmar
         elif not (isinstance(extract, str) and extract in EXTRACTORS):
             raise ValueError(f"{where}: extract must be one of {sorted(EXTRACTORS)} "
                              "or {regex: PATTERN}")
+    for key, kind in SPEC_TYPES.items():
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, kind) or (
+                kind is int and isinstance(value, bool))):
+            want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise ValueError(f"{where}: '{key}' should be {want}, got {type(value).__name__} "
+                             f"{value!r}")
+    if not all(isinstance(s, str) for s in spec.get("stop") or []):
+        raise ValueError(f"{where}: 'stop' should be a list of strings")
     template = spec.get("template", "{question}")
     shot_answer = spec.get("fewshot_answer", "{answer}")
+    check_template(template, f"{where} template")
+    check_template(shot_answer, f"{where} fewshot_answer")
     chat = bool(spec.get("chat", True))
     system = spec.get("system")
 
@@ -318,6 +363,12 @@ def custom_benchmark(spec_path: str | Path, name: str | None = None) -> Benchmar
             raise ValueError(f"{where}: ids are not unique")
         return items
 
+    # Fail here, not halfway through a run: an empty data file, or a placeholder the
+    # records do not have, would otherwise score nothing or every prompt wrongly.
+    rows = rows_of(data)
+    if not rows:
+        raise ValueError(f"{where}: data file {data} holds no records")
+    fill(template, values(rows[0][1], rows[0][0]), rows[0][0])
     return Benchmark(name or f"custom:{spec_path}", scorer, load,
                      max_new_tokens=int(spec.get("max_new_tokens", 512)), chat=chat,
                      stop=list(spec.get("stop") or []),

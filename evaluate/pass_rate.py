@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from ember.adp.config import opt, section
-from ember.adp.io import publish
+from ember.adp.io import output_lock, publish
 from ember.adp.rejects import count_reasons, default_rejects_path, reject, write_rejects
 from ember.adp.summary import Summary
 from ember.evaluate.scoring import get_scorer
@@ -45,14 +45,22 @@ class PassRateConfig:
     top_p: float = top_p_opt()
     max_new_tokens: int = max_new_tokens_opt(512)
     seed: int = seed_opt(0)
+    min_yield: int = opt(1, "Exit 3 (partial result) when fewer than this many records are "
+                            "produced; 0 accepts an empty output.", min=0)
     llm: LLMConfig = section(LLMConfig, help="LLM")
 
 
 def pass_rates(cfg: PassRateConfig, progress=None, llm=None) -> Summary:
-    """Write ``cfg.tasks`` with a pass-rate ``cfg.column`` to ``cfg.out``."""
+    """Write ``cfg.tasks`` with a pass-rate ``cfg.column`` to ``cfg.out`` (one run at a
+    time per output)."""
     for name in ("tasks", "column", "out"):
         if not getattr(cfg, name):
             raise ValueError(f"missing --{name}")
+    with output_lock(cfg.out):
+        return _pass_rates(cfg, progress, llm)
+
+
+def _pass_rates(cfg: PassRateConfig, progress, llm) -> Summary:
     start = time.perf_counter()
     out, column = Path(cfg.out), cfg.column
     partial = out.with_name(f".{out.name}.partial")
@@ -96,8 +104,9 @@ def pass_rates(cfg: PassRateConfig, progress=None, llm=None) -> Summary:
                  "mean": sum(rates) / len(rates) if rates else None,
                  "all_correct": sum(r == 1 for r in rates),
                  "all_wrong": sum(r == 0 for r in rates)})
-    if not rated:
-        summary.exit_code, summary.error = 1, "no task was rated"
+    if len(rated) < cfg.min_yield:
+        summary.exit_code, summary.error = 3, (f"rated {len(rated)} tasks, fewer than "
+                                               f"--min-yield {cfg.min_yield}")
     return summary
 
 

@@ -31,7 +31,7 @@ from typing import Callable
 
 import orjson
 
-from ember.adp.io import atomic_writer, write_json
+from ember.adp.io import atomic_writer, output_lock, repair_tail, write_json
 from ember.evaluate.agent import run_agent
 from ember.evaluate.benchmarks import Benchmark, hotpotqa_paragraphs, load_benchmark
 from ember.evaluate.code_scoring import pass_at_k
@@ -85,10 +85,20 @@ class EvalConfig:
 
 def run_eval(cfg: EvalConfig, llm: LLM | None = None,
              progress: Callable[[int, int, str], None] | None = None) -> dict:
-    """Run (or resume) an evaluation; returns the results dict also written to results.json."""
+    """Run (or resume) an evaluation; returns the results dict also written to results.json.
+
+    One run at a time per output directory (a second one fails at once, naming the
+    first's pid); the settings are checked against run.json before any model loads."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out, directory=True):
+        return _evaluate(cfg, out, llm, progress)
+
+
+def _evaluate(cfg: EvalConfig, out: Path, llm, progress) -> dict:
     _check_resume(out, cfg)
+    # A kill or a full disk can leave a torn last line; appending after it would fuse rows.
+    repaired = repair_tail(out / SAMPLES_FILE)
     benches = [load_benchmark(name) for name in cfg.benchmarks]  # fail fast on a bad name
     model_path = cfg.llm.model if cfg.llm.backend == "openai" else resolve_model(cfg.llm.model)
     if llm is None:
@@ -138,6 +148,8 @@ def run_eval(cfg: EvalConfig, llm: LLM | None = None,
                     progress(min(lo + step, len(todo)), len(todo), bench.name)
     results = aggregate(cfg, benches, done, timing, model_path, asked)
     results["timings"] = {"total_s": round(time.perf_counter() - start, 3)}
+    if repaired:
+        results["repaired_bytes"] = repaired
     write_results(out, results)
     return results
 
@@ -366,9 +378,13 @@ def run(cfg: EvalConfig, progress: Callable | None = None) -> Summary:
     results = run_eval(cfg, progress=progress)
     items = sum(b["items"] for b in results["benchmarks"].values())
     samples = sum(b["samples"] for b in results["benchmarks"].values())
-    return Summary("eval", read=items, produced=samples, output=str(out / RESULTS_FILE),
-                   seconds=results["timings"]["total_s"],
-                   details={"samples_file": str(out / SAMPLES_FILE), **results})
+    summary = Summary("eval", read=items, produced=samples, output=str(out / RESULTS_FILE),
+                      seconds=results["timings"]["total_s"],
+                      details={"samples_file": str(out / SAMPLES_FILE), **results})
+    if results.get("repaired_bytes"):
+        summary.warnings.append(f"dropped a torn last line ({results['repaired_bytes']} bytes) "
+                                f"from {out / SAMPLES_FILE} before resuming")
+    return summary
 
 
 @dataclass
@@ -386,7 +402,8 @@ def run_rescore(cfg: RescoreConfig) -> Summary:
         raise ValueError(f"{out}/{SAMPLES_FILE} not found: not an `ember eval` output "
                          "directory")
     start = time.perf_counter()
-    results = rescore(out, cfg.score_workers)
+    with output_lock(out, directory=True):
+        results = rescore(out, cfg.score_workers)
     samples = sum(b["samples"] for b in results["benchmarks"].values())
     return Summary("eval rescore", read=samples, produced=samples,
                    output=str(out / RESULTS_FILE), seconds=time.perf_counter() - start,

@@ -46,7 +46,7 @@ from pathlib import Path
 import jsonschema
 import orjson
 
-from ember.adp.io import iter_units, write_json, write_jsonl
+from ember.adp.io import iter_units, output_lock, write_json, write_jsonl
 from ember.adp.rejects import default_rejects_path, reject, write_rejects
 from ember.evaluate import templates
 from ember.evaluate.scoring import get_scorer
@@ -161,6 +161,8 @@ class QuestionsConfig:
                                "sft-chat records).")
     seed: int = seed_opt(0)
     rejects: str | None = opt(None, "Rejects JSONL file [default: OUT.rejects.jsonl].")
+    min_yield: int = opt(1, "Exit 3 (partial result) when fewer than this many records are "
+                            "produced; 0 accepts an empty output.", min=0)
     llm: LLMConfig = section(LLMConfig, help="LLM")
 
 
@@ -678,9 +680,10 @@ def synth_questions(cfg: QuestionsConfig, llm, log=lambda msg: None, on_progress
                       rejects=rejects, seconds=counts.pop("seconds"),
                       details={**counts, "format": cfg.format, "records": len(rows),
                                "summary": cfg.out + ".summary.json"})
-    if summary.produced == 0:
-        summary.exit_code, summary.error = 1, (
-            f"no question survived out of {summary.read} candidates; reasons in {rejects}")
+    if summary.produced < cfg.min_yield:
+        summary.exit_code, summary.error = 3, (
+            f"{summary.produced} questions survived out of {summary.read} candidates, fewer "
+            f"than --min-yield {cfg.min_yield}; reasons in {rejects}")
     write_json(summary.details["summary"], summary.to_dict())
     return summary
 
@@ -693,6 +696,6 @@ def run(cfg: QuestionsConfig, progress=None, log=lambda msg: None) -> Summary:
     if cfg.system_prompt and not Path(cfg.system_prompt).is_file():
         raise ValueError(f"--system-prompt {cfg.system_prompt}: file not found")
     QuestionSynth(cfg, llm=None)  # bad options and seeds fail before any model loads
-    with make_llm(cfg.llm, out=cfg.out) as llm:
+    with output_lock(cfg.out), make_llm(cfg.llm, out=cfg.out) as llm:
         return synth_questions(cfg, llm, log, on_progress=(
             lambda done, total: progress(done, total, "questions")) if progress else None)

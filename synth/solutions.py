@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ember.adp.config import opt, section
-from ember.adp.io import write_json, write_jsonl
+from ember.adp.io import output_lock, write_json, write_jsonl
 from ember.adp.rejects import default_rejects_path, reject, write_rejects
 from ember.evaluate.scoring import get_scorer
 from ember.evaluate.tasks import read_tasks, task_item
@@ -62,6 +62,8 @@ class SolutionsConfig:
                                          "[default: all distinct].", min=1)
     seed: int = seed_opt(0)
     rejects: str | None = opt(None, "Rejects JSONL file [default: OUT.rejects.jsonl].")
+    min_yield: int = opt(1, "Exit 3 (partial result) when fewer than this many records are "
+                            "produced; 0 accepts an empty output.", min=0)
     llm: LLMConfig = section(LLMConfig, help="LLM")
 
 
@@ -187,9 +189,10 @@ def synth_solutions(cfg: SolutionsConfig, llm, log=lambda msg: None, on_progress
                                 "coverage": round(b["covered"] / b["tasks"], 4)
                                 if b["tasks"] else None} for name, b in bins.items()},
             "llm": dict(llm.usage), "summary": cfg.out + ".summary.json"})
-    if not rows:
-        summary.exit_code, summary.error = 1, (f"no verified solution for any of {len(tasks)} "
-                                               f"tasks; reasons in {rejects_path}")
+    if len(rows) < cfg.min_yield:
+        summary.exit_code, summary.error = 3, (
+            f"{len(rows)} verified solutions for {len(tasks)} tasks, fewer than --min-yield "
+            f"{cfg.min_yield}; reasons in {rejects_path}")
     write_json(summary.details["summary"], summary.to_dict())
     return summary
 
@@ -205,6 +208,6 @@ def run(cfg: SolutionsConfig, progress=None, log=lambda msg: None) -> Summary:
                          f"({cfg.samples}): --samples counts the probes")
     if not Path(cfg.tasks).exists():
         raise ValueError(f"--tasks {cfg.tasks}: no such file")
-    with make_llm(cfg.llm, out=cfg.out) as llm:
+    with output_lock(cfg.out), make_llm(cfg.llm, out=cfg.out) as llm:
         return synth_solutions(cfg, llm, log, on_progress=(
             lambda done, total: progress(done, total, "solutions")) if progress else None)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import orjson
 
-from ember.adp.io import iter_units, write_json, write_jsonl
+from ember.adp.io import iter_units, output_lock, write_json, write_jsonl
 from ember.adp.model import api_action, message_action, text_observation, trajectory
 from ember.evaluate.agent import run_agent
 from ember.evaluate.item import Item
@@ -98,6 +98,8 @@ class TrajectoryConfig:
     judge_attempts: int = opt(3, "Judge tries per trajectory before it is rejected.", min=1)
     limit: int | None = opt(None, "First N questions only.", min=1)
     rejects: str | None = opt(None, "Rejects JSONL file [default: OUT.rejects.jsonl].")
+    min_yield: int = opt(1, "Exit 3 (partial result) when fewer than this many records are "
+                            "produced; 0 accepts an empty output.", min=0)
     llm: LLMConfig = section(LLMConfig, help="LLM")
 
 
@@ -341,6 +343,10 @@ def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=No
             "keep": cfg.keep, "kept": len(kept), **statistics(records),
             "usage": {"teacher": teacher_usage, "judge": judge_usage},
             "config": dataclasses.asdict(cfg), "summary": f"{out}.summary.json"})
+    if len(kept) < cfg.min_yield:
+        summary.exit_code, summary.error = 3, (
+            f"kept {len(kept)} trajectories of {len(rollouts)} rollouts, fewer than "
+            f"--min-yield {cfg.min_yield}; reasons in {rejects_path}")
     write_json(summary.details["summary"], summary.to_dict())
     return summary
 
@@ -365,6 +371,11 @@ def run(cfg: TrajectoryConfig, progress=None, on_step=None) -> Summary:
     if cfg.keep not in POLICIES:
         raise ValueError(f"unknown --keep {cfg.keep!r}; choose one of {', '.join(POLICIES)}")
     search = open_searcher(cfg.index)
+    with output_lock(cfg.out):
+        return _with_llms(cfg, search, progress, on_step)
+
+
+def _with_llms(cfg: TrajectoryConfig, search, progress, on_step) -> Summary:
     teacher, judge = open_llms(cfg)
     try:
         return synthesize(cfg, teacher, judge, search=search, on_step=on_step, on_judge=(

@@ -13,13 +13,15 @@ folder that already holds checkpoints is an error rather than silently overwritt
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 from pathlib import Path
 
 import yaml
 
-from ember.adp.io import atomic_writer
+from ember.adp.io import atomic_writer, output_lock
 from ember.adp.summary import Summary
 from ember.llm.models import resolve_model
 from ember.train.checkpoints import last_checkpoint
@@ -88,7 +90,11 @@ def run(cfg: TrainConfig) -> Summary:
     """`ember train`: the stages in order; the summary names each final model."""
     start = time.perf_counter()
     cfg.stages  # a bad --stage is an error before anything loads
-    models = run_train(cfg)
+    # One run per output directory; under a multi-process launch only the first process
+    # holds the lock (the others are the same run).
+    first = int(os.environ.get("RANK", "0")) == 0
+    with output_lock(cfg.out, directory=True) if first else contextlib.nullcontext():
+        models = run_train(cfg)
     details = {"stages": models}
     if "rft" in models:
         details["rft"] = selection_summary(Path(cfg.out) / "rft" / "selection.jsonl")

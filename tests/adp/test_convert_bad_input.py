@@ -68,7 +68,7 @@ def test_reject_rate_above_limit_exits_nonzero_but_writes_everything(ember, tmp_
     src.write_text("\n".join(good_lines(3) + ["{broken"]) + "\n")
     out = tmp_path / "out.jsonl"
     proc, summary = convert(ember, src, "-o", out, "--rejects", tmp_path / "rej.jsonl")
-    assert proc.returncode == 1
+    assert proc.returncode == 3
     assert "exceeds --max-reject-rate" in proc.stderr
     assert summary["reject_rate"] == pytest.approx(0.25)
     assert len(open(out).readlines()) == 3
@@ -93,7 +93,7 @@ def test_directory_or_missing_input_is_reported_and_others_still_convert(ember, 
     src.write_text("\n".join(good_lines(2)) + "\n")
     out = tmp_path / "out.jsonl"
     proc, summary = convert(ember, tmp_path, src, tmp_path / "missing.jsonl", "-o", out)
-    assert proc.returncode == 1
+    assert proc.returncode == 3
     assert summary["converted"] == 2
     errors = {e["source"]: e["error"] for e in summary["input_errors"]}
     assert "is a directory" in errors[str(tmp_path)]
@@ -107,7 +107,7 @@ def test_mapping_that_names_a_missing_field(ember, tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(good_lines(2)) + "\n")
     proc, summary = convert(ember, src, "--from", mapping, "-o", tmp_path / "o.jsonl")
-    assert proc.returncode == 1
+    assert proc.returncode == 3
     assert summary["rejected_by_reason"] == {"missing-field": 2}
     (first, _) = rejects_of(tmp_path / "o.rejects.jsonl")
     assert "uid" in first["detail"]
