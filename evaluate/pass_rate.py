@@ -82,7 +82,9 @@ def _pass_rates(cfg: PassRateConfig, progress, llm) -> Summary:
             results = llm.generate([it.messages for it in items], params)
             for task, item, result in zip(chunk, items, results):
                 if not result.ok:
-                    rejects.append(reject("llm-error", result.error or "", id=task["id"]))
+                    kind, _, why = (result.error or "").partition(": ")
+                    rejects.append(reject(kind, why, id=task["id"]) if kind == "prompt-too-long"
+                                   else reject("llm-error", result.error or "", id=task["id"]))
                     continue
                 scorer = get_scorer(item.meta["scorer"])
                 scores = list(pool.map(lambda c: scorer(c.text, item)["score"],

@@ -39,6 +39,7 @@ from ember.evaluate.item import Item
 from ember.evaluate.scoring import get_scorer
 from ember.evaluate.search import DOCS_FILE, index_docs, open_searcher
 from ember.adp.config import from_dict, opt, section
+from ember.adp.rejects import default_rejects_path, reject, write_rejects
 from ember.adp.summary import Summary
 from ember.llm.backends import BackendError, Completion, SamplingParams
 from ember.llm.client import (LLM, LLMConfig, make_llm, max_new_tokens_opt, samples_opt, seed_opt,
@@ -106,6 +107,7 @@ def _evaluate(cfg: EvalConfig, out: Path, llm, progress) -> dict:
     done = _load_samples(out / SAMPLES_FILE)
     _drop_partial(out / SAMPLES_FILE, done, cfg.samples)
     timing: dict[str, dict] = {}
+    rejected: list[dict] = []  # items that could not be asked (prompt-too-long)
     asked: dict[str, set[str]] = {}
     start = time.perf_counter()
     with open(out / SAMPLES_FILE, "ab") as samples_file, \
@@ -131,6 +133,12 @@ def _evaluate(cfg: EvalConfig, out: Path, llm, progress) -> dict:
                                for rs in rollouts]
                 else:
                     outputs = _generate(llm, [_prompt(bench, it) for it in chunk], params)
+                    too_long = [(it, why) for it, why in zip(chunk, outputs) if isinstance(why, str)]
+                    if too_long:  # rejected with the reason; the other items go on
+                        rejected += [reject("prompt-too-long", why, benchmark=bench.name, id=it.id)
+                                     for it, why in too_long]
+                        kept = [k for k, o in enumerate(outputs) if not isinstance(o, str)]
+                        chunk, outputs = [chunk[k] for k in kept], [outputs[k] for k in kept]
                 t1 = time.perf_counter()
                 rows = _score(bench, chunk, outputs, pool)
                 if bench.agent:  # the response is the answer; keep how it was found
@@ -150,6 +158,9 @@ def _evaluate(cfg: EvalConfig, out: Path, llm, progress) -> dict:
     results["timings"] = {"total_s": round(time.perf_counter() - start, 3)}
     if repaired:
         results["repaired_bytes"] = repaired
+    if rejected:
+        results["rejected_items"] = len(rejected)
+        write_rejects(default_rejects_path(out, directory=True), rejected)
     write_results(out, results)
     return results
 
@@ -182,14 +193,20 @@ def rescore(out: str | Path, score_workers: int = 4) -> dict:
 # --- pieces ----------------------------------------------------------------------------
 
 
-def _generate(llm: LLM, prompts: list, params: SamplingParams) -> list[list[Completion]]:
-    """Completions per prompt; a call that failed for good fails the run (one line), so
-    that no sample is saved, and skipped on resume, for a call that never happened."""
+def _generate(llm: LLM, prompts: list, params: SamplingParams) -> list:
+    """Completions per prompt, or the reason for a prompt too long to ask. Any other call
+    that failed for good fails the run (one line), so that no sample is saved, and
+    skipped on resume, for a call that never happened."""
     results = llm.generate(prompts, params)
-    failed = next((r for r in results if not r.ok), None)
-    if failed is not None:
-        raise BackendError(failed.error)
-    return [r.completions for r in results]
+    out = []
+    for r in results:
+        if r.ok:
+            out.append(r.completions)
+        elif r.error.startswith("prompt-too-long"):
+            out.append(r.error.removeprefix("prompt-too-long: "))
+        else:
+            raise BackendError(r.error)
+    return out
 
 
 def _run_agent(items: list[Item], llm: LLM, params, cfg: EvalConfig, out: Path) -> list[list]:
@@ -378,7 +395,11 @@ def run(cfg: EvalConfig, progress: Callable | None = None) -> Summary:
     results = run_eval(cfg, progress=progress)
     items = sum(b["items"] for b in results["benchmarks"].values())
     samples = sum(b["samples"] for b in results["benchmarks"].values())
-    summary = Summary("eval", read=items, produced=samples, output=str(out / RESULTS_FILE),
+    rejected = results.get("rejected_items", 0)
+    summary = Summary("eval", read=items + rejected, produced=samples, rejected=rejected,
+                      rejected_by_reason={"prompt-too-long": rejected} if rejected else {},
+                      rejects=default_rejects_path(out, directory=True) if rejected else None,
+                      output=str(out / RESULTS_FILE),
                       seconds=results["timings"]["total_s"],
                       details={"samples_file": str(out / SAMPLES_FILE), **results})
     if results.get("repaired_bytes"):

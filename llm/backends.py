@@ -84,8 +84,13 @@ def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
 # ---------------------------------------------------------------- hf (in-process)
 
 class HFBackend:
+    """In-process transformers. A prompt longer than ``max_prompt_tokens`` (default: the
+    model's context less the tokens to generate) is rejected (``prompt-too-long``) before
+    any tensor is allocated, or left-truncated to its last tokens with ``truncate_prompts``."""
+
     def __init__(self, model: str, *, batch_size: int = 16, dtype: str = "auto",
-                 device: str | None = None):
+                 device: str | None = None, max_prompt_tokens: int | None = None,
+                 truncate_prompts: bool = False):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -102,6 +107,8 @@ class HFBackend:
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
         self.model.to(self.device).eval()
         self.batch_size = batch_size
+        self.max_prompt_tokens, self.truncate_prompts = max_prompt_tokens, truncate_prompts
+        self.context = getattr(self.model.config, "max_position_embeddings", None)
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
         self.end_ids = set(eos) | {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
@@ -118,9 +125,23 @@ class HFBackend:
         import torch
 
         ids = [self.encode(p) for p in prompts]
+        results: list[list[Completion] | BackendError | None] = [None] * len(prompts)
+        limit = self._prompt_limit(params.max_new_tokens)
+        for i, row in enumerate(ids):
+            if limit is not None and len(row) > limit:
+                if self.truncate_prompts:
+                    ids[i] = row[-limit:]
+                    continue
+                results[i] = BackendError(f"prompt-too-long: {len(row)} tokens, more than "
+                                          f"{limit} (--max-prompt-tokens, or the model's "
+                                          "context less --max-new-tokens)")
+                if on_result is None:
+                    raise results[i]
+                on_result(i, results[i])
         # Longest first: similar lengths share a batch (little padding) and an
         # out-of-memory error shows up on the first batch, not after an hour.
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        order = sorted((i for i in range(len(ids)) if results[i] is None),
+                       key=lambda i: -len(ids[i]))
         sample = params.temperature > 0
         kwargs = dict(max_new_tokens=params.max_new_tokens, do_sample=sample,
                       pad_token_id=self.tokenizer.pad_token_id)
@@ -132,7 +153,6 @@ class HFBackend:
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
 
-        results: list[list[Completion] | None] = [None] * len(prompts)
         devices = [self.device] if self.device.type == "cuda" else []
         # transformers' generate takes no torch.Generator, so seed the global RNG inside
         # fork_rng: the run is reproducible and the caller's RNG state is left untouched.
@@ -153,6 +173,12 @@ class HFBackend:
                 if on_progress:
                     on_progress(min(start + self.batch_size, len(order)), len(order))
         return results
+
+    def _prompt_limit(self, max_new_tokens: int) -> int | None:
+        limits = [x for x in (self.max_prompt_tokens,
+                              self.context - max_new_tokens if self.context else None)
+                  if x is not None]
+        return max(1, min(limits)) if limits else None
 
     def _completion(self, row: list[int], stop: list[str]) -> Completion:
         # Finished rows are padded to the batch's longest; keep up to the first end token.
@@ -370,10 +396,12 @@ class VLLMBackend:
 def make_backend(kind: str, model: str, *, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                  batch_size: int = 16, max_retries: int = 5, timeout: float = 120,
-                 dtype: str = "auto", device: str | None = None, backoff: float = 0.5) -> Backend:
+                 dtype: str = "auto", device: str | None = None, backoff: float = 0.5,
+                 max_prompt_tokens: int | None = None, truncate_prompts: bool = False) -> Backend:
     """Build the backend called `kind` ("hf", "openai" or "vllm") for `model`."""
     if kind == "hf":
-        return HFBackend(model, batch_size=batch_size, dtype=dtype, device=device)
+        return HFBackend(model, batch_size=batch_size, dtype=dtype, device=device,
+                         max_prompt_tokens=max_prompt_tokens, truncate_prompts=truncate_prompts)
     if kind == "openai":
         return OpenAIBackend(model, base_url=base_url, api_key_env=api_key_env,
                              concurrency=concurrency, max_retries=max_retries,

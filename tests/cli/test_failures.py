@@ -166,3 +166,35 @@ def test_disk_full_mid_eval_then_resume_loses_no_sample(ember, tmp_path, small_d
     assert len(rows) == len({r["id"] for r in rows}) == 24
     results = json.loads((out / "results.json").read_text())
     assert results["benchmarks"]["mawps"]["items"] == 24 == resumed["read"]
+
+
+@pytest.mark.slow
+def test_a_10mb_prompt_is_rejected_before_any_tensor_under_a_memory_limit(tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    huge = "Add the numbers. " + "7 + " * 2_500_000 + "1 = ?"   # ~10 MB, ~5M tokens
+    tasks.write_text(json.dumps({"id": "huge", "prompt": huge, "answer": "1"}) + "\n" +
+                     json.dumps({"id": "small", "prompt": "What is 3 + 4?", "answer": "7"}) + "\n")
+    limit = 12 * 2**30  # address space: the 5M-token attention would need far more
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, "
+            f"({limit}, {limit})); from ember.cli.main import main; sys.argv = ['ember'] + "
+            "sys.argv[1:]; main()")
+    proc = subprocess.run([sys.executable, "-c", code, "eval", "pass-rate", "--model", "smollm2",
+                           "--tasks", str(tasks), "--column", "p", "--samples", "1",
+                           "--max-new-tokens", "8", "-o", str(tmp_path / "rated.jsonl"), "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["produced"] == 1 and summary["rejected_by_reason"] == {"prompt-too-long": 1}
+    (reject,) = [json.loads(line) for line in (tmp_path / "rated.rejects.jsonl").open()]
+    assert reject["id"] == "huge" and "more than" in reject["detail"]
+
+
+def test_disk_full_in_convert_is_one_line_and_leaves_no_final_file(ember, tmp_path, small_disk):
+    from tests.conftest import FIXTURES
+
+    raw = FIXTURES / "adp" / "agenttuning_os" / "sample_raw.json"
+    (small_disk / "filler").write_bytes(b"\0" * (512 * 1024 - 8 * 1024))
+    proc = ember("convert", raw, "--from", "agenttuning_os", "-o", small_disk / "os.jsonl",
+                 check=False)
+    one_line_error(proc, 1, "No space left on device")
+    assert not (small_disk / "os.jsonl").exists()
