@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jsonschema
 import orjson
 
 from ember.adp.config import opt
@@ -75,6 +74,8 @@ _validator = None
 def schema_validator() -> jsonschema.Draft202012Validator:
     global _validator
     if _validator is None:
+        import jsonschema  # loaded when validating, not with `ember --help`
+
         _validator = jsonschema.Draft202012Validator(load_schema("adp"))
     return _validator
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-import numpy as np
 
 _WORD = re.compile(r"\w+")
 
@@ -28,6 +27,8 @@ def terms(text: str) -> list[str]:
 
 
 def tfidf(texts: list[str]) -> np.ndarray:
+    import numpy as np  # loaded when dedup runs, not with `ember --help`
+
     """Row-normalised TF-IDF matrix (texts x vocabulary), dense float32."""
     counts = [Counter(terms(t)) for t in texts]
     vocab: dict[str, int] = {}
@@ -53,6 +54,8 @@ def near_duplicates(texts: list[str], threshold: float = 0.8,
     ``j`` indexes ``keep + texts`` (texts in ``keep`` are always kept and come first).
     A text without words is never a duplicate of anything.
     """
+    import numpy as np
+
     if not texts:
         return {}
     m = tfidf(list(keep) + list(texts))

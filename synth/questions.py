@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
 import orjson
 
 from ember.adp.io import iter_units, output_lock, write_json, write_jsonl
@@ -401,6 +400,8 @@ class QuestionSynth:
         self.extracted_by = Counter()
         self.stages = {s: Counter() for s in ("seed", "compose", "extract", "dedup", "judge",
                                               "consistency")}
+        import jsonschema  # here, not at the top: `ember --help` need not load it
+
         self.validator = jsonschema.Draft202012Validator(load_schema("task"))
 
     def params(self, temperature: float, seed: int, max_new_tokens: int | None = None):

@@ -30,8 +30,6 @@ import dataclasses
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ember.adp.config import opt
 from ember.adp.io import atomic_writer
 from ember.adp.summary import Summary
@@ -65,6 +63,8 @@ class SimConfig:
 
 
 def _sigmoid(x):
+    import numpy as np
+
     return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -72,6 +72,8 @@ class SimulatedLearner:
     """The environment: task difficulties, the policy's ability, rollouts, references."""
 
     def __init__(self, cfg: SimConfig):
+        import numpy as np  # numpy loads when a simulation runs, not with `ember --help`
+
         self.cfg = cfg
         rng = np.random.default_rng(cfg.seed)
         self.difficulty = rng.normal(cfg.difficulty_mean, cfg.difficulty_std, cfg.num_tasks)
@@ -86,6 +88,8 @@ class SimulatedLearner:
         return float(_sigmoid(self.ability - self.heldout).mean())
 
     def rollout(self, ids: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         k = self.cfg.samples
         successes = self.rng.binomial(k, _sigmoid(self.ability - self.difficulty[ids]))
         self.ability += self.cfg.learning_rate * float(np.mean((successes > 0) & (successes < k)))
@@ -94,6 +98,8 @@ class SimulatedLearner:
 
 def run_selector(name: str, cfg: SimConfig, **selector_kwargs) -> dict:
     """Train the simulated learner for ``cfg.steps`` steps with one selector."""
+    import numpy as np
+
     env = SimulatedLearner(cfg)
     cls = selector_class(name)
     columns = {c: env.columns[c] for c in cls.columns if c in env.columns}
