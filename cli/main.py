@@ -31,10 +31,27 @@ app = typer.Typer(
         "each command's options."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"ember {version('ember')}")
+        except PackageNotFoundError:
+            typer.echo("ember (not installed as a package)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print ember's version and exit.")) -> None:
+    pass
+
+
 convert.register(app)
 validate.register(app)
 app.add_typer(eval_command.app, name="eval")

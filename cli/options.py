@@ -183,6 +183,11 @@ def invoke(cls: type, run: Callable, render: Callable, kwargs: dict,
     except KeyboardInterrupt:
         fail("interrupted; finished work is saved: run the same command again to resume",
              130, json_out)
+    except ModuleNotFoundError as e:  # an optional package of an extra that is not installed
+        if debug:
+            raise
+        fail(f"this needs the package {e.name!r}, which is not installed: pip install "
+             "'ember[all]' (see the README's install section)", 1, json_out)
     except RUNTIME + EXPECTED as e:
         if debug:
             raise

@@ -91,8 +91,12 @@ class HFBackend:
     def __init__(self, model: str, *, batch_size: int = 16, dtype: str = "auto",
                  device: str | None = None, max_prompt_tokens: int | None = None,
                  truncate_prompts: bool = False):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as e:
+            raise BackendError(f"the hf backend needs {e.name or 'torch'}: pip install "
+                               "'ember[models]' (or use --backend openai)") from e
 
         path = resolve_model(model)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
