@@ -25,7 +25,6 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 
 def opt(default: Any, help: str, *, short: str | None = None, flag: str | None = None,
@@ -115,6 +114,8 @@ def load_config(cls: type, path: str | Path | None = None, overrides: dict | Non
     raw: dict = {}
     where = str(path) if path else "options"
     if path:
+        import yaml  # only when a file is read: `ember --help` need not load it
+
         try:
             raw = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as e:

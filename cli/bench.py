@@ -8,7 +8,6 @@ command and renders the comparison.
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from ember.cli.options import add_command
 from ember.cli.render import console
@@ -43,6 +42,8 @@ Examples:
 
 
 def render(summary) -> None:
+    from rich.table import Table  # here: `ember --help` need not load it
+
     result = summary.details
     cfg = result["config"]
     table = Table(title=f"selectors on the simulated learner ({cfg['num_tasks']} tasks, "

@@ -8,7 +8,6 @@ module only registers the commands and renders their summaries.
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from ember.cli.options import add_command, command_function
 from ember.cli.render import console
@@ -49,6 +48,8 @@ def render_results(summary) -> None:
 
 
 def render_compare(summary) -> None:
+    from rich.table import Table  # here: `ember --help` need not load it
+
     d = summary.details
     table = Table(title=f"{d['b']} − {d['a']} ({d['metric']})", title_justify="left")
     for col in ("benchmark", "items", "A", "B", "B − A", "95% CI"):

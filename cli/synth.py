@@ -9,7 +9,6 @@ their summaries.
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from ember.cli.options import add_command
 from ember.cli.render import console
@@ -107,6 +106,8 @@ Example:
 
 def render_counts(summary) -> None:
     """Counts, rejects by reason, judge scores, coverage, LLM use, time."""
+    from rich.table import Table  # here: `ember --help` need not load it
+
     d = summary.details
     table = Table(title=f"ember {summary.command}", title_justify="left", show_header=False)
     table.add_column("what", style="bold")
@@ -134,6 +135,8 @@ def render_counts(summary) -> None:
 
 def render_trajectories(summary) -> None:
     """Behaviour frequencies over all / correct / incorrect, then the policies."""
+    from rich.table import Table  # here: `ember --help` need not load it
+
     d = summary.details
     stats = d["behaviours"]
     table = Table(title=f"{d['questions']} questions × {d['config']['samples']} rollouts: "

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-from rich.table import Table
 
 from ember.adp.config import opt
 from ember.adp.io import atomic_writer
@@ -23,8 +23,13 @@ from ember.adp.summary import Summary
 from ember.evaluate.runner import RESULTS_FILE, SAMPLES_FILE, _load_samples
 from ember.llm.client import seed_opt
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 
 def results_table(results: dict, title: str = "ember eval") -> Table:
+    from rich.table import Table  # here: `ember --help` need not load it
+
     table = Table(title=f"{title}: {results['model']} ({results['backend']})", title_justify="left")
     for col in ("benchmark", "items", "samples", "metric", "value", "± stderr", "samples/s"):
         table.add_column(col, justify="left" if col in ("benchmark", "metric") else "right")

@@ -28,8 +28,8 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -37,6 +37,9 @@ from ember.adp.config import opt
 from ember.adp.io import atomic_writer, iter_units
 from ember.adp.rejects import count_reasons, reject, write_rejects
 from ember.adp.summary import Summary
+
+if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
 
 DOCS_FILE = "docs.jsonl"
 BM25_DIR = "bm25"
@@ -259,6 +262,7 @@ def retrieve_response(index: SearchIndex, body) -> tuple[int, dict]:
 
 def make_server(index: SearchIndex, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """A ThreadingHTTPServer answering POST /retrieve (and GET /health); not started."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status: int, payload: dict) -> None:

@@ -31,8 +31,6 @@ without it, the first failure raises, as before.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
 import logging
 import os
@@ -214,6 +212,9 @@ class OpenAIBackend:
 
     def generate(self, prompts, params: SamplingParams, on_progress: Progress | None = None,
                  on_result: OnResult | None = None):
+        import asyncio  # here, so that importing ember (and `ember --help`) stays light
+        import concurrent.futures
+
         coro = self._generate(prompts, params, on_progress, on_result)
         try:
             asyncio.get_running_loop()
@@ -225,6 +226,8 @@ class OpenAIBackend:
             return pool.submit(asyncio.run, coro).result()
 
     async def _generate(self, prompts, params, on_progress, on_result):
+        import asyncio
+
         from openai import AsyncOpenAI
 
         # Local servers accept any key; hosted ones reject the dummy with a clear 401.
@@ -260,6 +263,8 @@ class OpenAIBackend:
             return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
 
     async def _prompt(self, call, prompt, params: SamplingParams) -> list[Completion]:
+        import asyncio
+
         n = params.n if self.n_supported else 1
         got = await self._request(call, prompt, params, n, params.seed)
         if len(got) < params.n and n > 1:
@@ -272,6 +277,8 @@ class OpenAIBackend:
         return (got + [c for cs in extra for c in cs])[:params.n]
 
     async def _request(self, call, prompt, params, n, seed) -> list[Completion]:
+        import asyncio
+
         args = dict(model=self.model, max_tokens=params.max_new_tokens, seed=seed,
                     temperature=params.temperature, top_p=params.top_p)
         if n > 1:
