@@ -251,6 +251,13 @@ class LLMConfig:
     max_retries: int = opt(5, "Retries per request on timeouts, 429 and 5xx (exponential "
                               "backoff with jitter), --backend openai.", min=0)
     timeout: float = opt(120.0, "Seconds per request with --backend openai.", min=0.001)
+    max_prompt_tokens: int | None = opt(None, "Prompts longer than this many tokens are "
+                                              "rejected (reason prompt-too-long) before any "
+                                              "tensor is allocated, --backend hf [default: "
+                                              "the model's context less --max-new-tokens].",
+                                        min=1)
+    truncate_prompts: bool = opt(False, "Keep the last --max-prompt-tokens tokens of a "
+                                        "too-long prompt instead of rejecting it.")
     cache: str | None = opt(None, "SQLite cache of every LLM call, so a rerun resumes "
                                   "(default: OUT.cache.sqlite for synth, none for eval; "
                                   "'none' turns it off).")
@@ -288,7 +295,8 @@ def make_llm(cfg: LLMConfig, *, out: str | os.PathLike | None = None) -> LLM:
     backend = make_backend(cfg.backend, cfg.model, base_url=cfg.base_url,
                            api_key_env=cfg.api_key_env, concurrency=cfg.concurrency,
                            batch_size=cfg.batch_size, max_retries=cfg.max_retries,
-                           timeout=cfg.timeout)
+                           timeout=cfg.timeout, max_prompt_tokens=cfg.max_prompt_tokens,
+                           truncate_prompts=cfg.truncate_prompts)
     path = cfg.cache or (f"{os.fspath(out)}.cache.sqlite" if out and str(out) != "-" else None)
     cache = Cache(path) if path and path != "none" else None
     return LLM(backend, model=cfg.model, cache=cache)

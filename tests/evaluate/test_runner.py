@@ -55,9 +55,11 @@ def test_eval_writes_valid_results_and_resumes_after_kill(ember, tmp_path):
     assert [r["gold"] for r in after] == [it.gold for it in items]
     assert all(r["response"].strip() and r["tokens"] > 0 for r in after)  # the model wrote
     scorer = get_scorer("math")
-    expected = [scorer(r["response"], it)["score"] for r, it in zip(after, items)]
-    assert [r["metrics"]["score"] for r in after] == expected
-    assert mawps["metrics"]["score"]["value"] == pytest.approx(sum(expected) / 6)
+    rescored = [scorer(r["response"], it) for r, it in zip(after, items)]
+    assert [(r["extracted"], r["metrics"]["score"]) for r in after] == \
+        [(m["extracted"], m["score"]) for m in rescored]
+    assert mawps["metrics"]["score"]["value"] == pytest.approx(
+        sum(m["score"] for m in rescored) / 6)
     assert results["generation"]["temperature"] == 0.0 and results["backend"] == "hf"
 
     # Other settings in the same directory are refused rather than mixed in.

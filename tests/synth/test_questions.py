@@ -288,10 +288,12 @@ def test_cli_against_served_model(ember, served_model, tmp_path):
     rejects = read(summary["rejects"])
     print(f"served-model yield: {len(rows)}/{summary['read']} candidates, "
           f"rejects {summary['rejected_by_reason']}")
-    # nothing produced is a failed run that says why, not a quiet success
-    assert proc.returncode == (0 if rows else 1), proc.stderr
-    if not rows:
-        assert "no question survived" in summary["error"]
+    # nothing produced is an unsuccessful run that says why, not a quiet success
+    if rows:
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert proc.returncode != 0 and summary["exit_code"] == proc.returncode, proc.stderr
+        assert summary["rejects"] in summary["error"]
     for row in rows:
         TASK.validate(row)
 
@@ -315,8 +317,9 @@ def test_cli_against_served_model(ember, served_model, tmp_path):
         passed = got["out"]
     assert passed == len(rows) + summary["surplus"]
     # what the tiny model reliably does (it serves greedily): a seed reply that parses
-    assert flow["seed"]["out"] >= 1 and flow["compose"]["in"] >= 1
-    assert summary["llm"]["calls"] >= 2 + flow["compose"]["in"]  # a seed and a compose call
+    composed = flow["compose"].get("in", 0)
+    assert composed >= 1, flow
+    assert summary["llm"]["calls"] >= 2 + composed  # a seed call each, then a composition
 
     # rerun with the same cache and a dead endpoint: nothing is sent, same output
     first = out.read_text()
