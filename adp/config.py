@@ -21,6 +21,7 @@ field to one section never renames another's option.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def _checked(value: Any, hint: Any, where: str) -> Any:
     """``value`` if it fits the field's type (an int where a float is wanted is widened);
     a ValueError that names the option and the types otherwise."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from contextlib import contextmanager
 import os
 import sqlite3
+import types
 import typing
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -79,8 +80,11 @@ def _defaults(cls):
 
 
 def _base(hint):
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args else hint
+    """X for ``X | None``; the hint itself otherwise."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0] if args else hint
+    return hint
 
 
 def _parameter(o: Option) -> inspect.Parameter:
