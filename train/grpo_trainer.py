@@ -28,6 +28,14 @@ each by overriding one of TRL's private methods (listed with their parameters in
   together with the optimizer, so the run makes the same selections as one that was never
   interrupted, and the selection log is cut back to the checkpoint's step.
 
+Several processes (torchrun, accelerate launch; tests/train/test_distributed.py runs two
+on CPUs): every process holds its own selector, seeded alike, and they stay identical
+because each updates from the same gathered outcomes; nothing about the selection is sent
+between them. tasks_per_step must be a multiple of the number of processes, so that each
+process generates whole groups. With EMBER_RANK_LOG=1 each process also appends, per
+step, what it generated, its successes and a hash of its selector's state to
+rank-N.jsonl beside the selection log, to check that contract from outside.
+
 Everything else (generation, the GRPO loss, one optimizer step per generation batch as
 configured in ember.train.rft.grpo_args) is TRL's own. This module imports TRL and torch
 at its top; ember.train.rft imports it only when training starts.
@@ -35,6 +43,7 @@ at its top; ember.train.rft imports it only when training starts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -48,6 +57,8 @@ from trl import GRPOTrainer
 from ember.adp.io import atomic_writer
 
 SELECTOR_STATE = "selector_state.json"
+# A debug log per process, next to the selection log (see the module docstring).
+RANK_LOG_ENV = "EMBER_RANK_LOG"
 
 # TRL/transformers private methods this class overrides or calls, with the parameters (in
 # order) it relies on: the overrides call `super()` positionally and `_get_output_dir` by
@@ -97,6 +108,9 @@ class SelectiveGRPOTrainer(GRPOTrainer):
         self.tasks_per_batch = self.args.generation_batch_size // self.num_generations
         self._chosen: np.ndarray | None = None
         self._select_ms = 0.0
+        rank = self.accelerator.process_index
+        self.rank_log = (self.selection_log.with_name(f"rank-{rank}.jsonl")
+                         if os.environ.get(RANK_LOG_ENV) == "1" else None)
 
     # -- which tasks ----------------------------------------------------------------------
     def _prepare_inputs(self, generation_batch):
@@ -123,8 +137,23 @@ class SelectiveGRPOTrainer(GRPOTrainer):
             # gather and gather_object both concatenate in process order: rows align.
             index = np.asarray(gather_object([x["task_index"] for x in inputs]))
             first = torch.nan_to_num(rewards[:, 0], nan=0.0).float().cpu().numpy()
-            self._update_selector(index, first >= self.success_threshold)
+            success = first >= self.success_threshold
+            self._update_selector(index, success)
+            if self.rank_log is not None:
+                # This process's rows of the gathered rewards (gather keeps process order).
+                n = len(inputs)
+                self._log_rank(inputs, success[self.accelerator.process_index * n:][:n])
         return rewards
+
+    def _log_rank(self, inputs, success: np.ndarray) -> None:
+        state = json.dumps(_jsonable(self.selector.state_dict()), sort_keys=True)
+        line = {"step": self.state.global_step, "process": self.accelerator.process_index,
+                "processes": self.accelerator.num_processes,
+                "task_index": [int(x["task_index"]) for x in inputs],
+                "success": [bool(v) for v in success],
+                "selector_sha256": hashlib.sha256(state.encode()).hexdigest()}
+        with self.rank_log.open("a") as f:  # a per-step debug log, like the selection log
+            f.write(json.dumps(line) + "\n")
 
     def _update_selector(self, index: np.ndarray, success: np.ndarray) -> None:
         tasks, inverse = np.unique(index, return_inverse=True)
@@ -159,6 +188,8 @@ class SelectiveGRPOTrainer(GRPOTrainer):
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None:
+            if self.rank_log is not None:
+                self.rank_log.unlink(missing_ok=True)  # a fresh run starts its own log
             return
         path = Path(checkpoint) / SELECTOR_STATE
         if not path.exists():
@@ -166,9 +197,18 @@ class SelectiveGRPOTrainer(GRPOTrainer):
                              "ember train, so the selections cannot be resumed")
         self.selector.load_state_dict(_from_jsonable(json.loads(path.read_text())))
         step = int(Path(checkpoint).name.rsplit("-", 1)[-1])
-        if self.accelerator.is_main_process and self.selection_log.exists():
-            # Lines past the checkpoint came from the interrupted run; they are redone.
-            kept = [line for line in self.selection_log.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] < step]
-            with atomic_writer(self.selection_log, "w") as f:
-                f.writelines(line + "\n" for line in kept)
+        # Lines past the checkpoint came from the interrupted run; they are redone.
+        if self.accelerator.is_main_process:
+            _cut_log(self.selection_log, step)
+        if self.rank_log is not None:
+            _cut_log(self.rank_log, step)
+
+
+def _cut_log(path: Path, step: int) -> None:
+    """Keep the lines of a per-step log from before `step`."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] < step]
+    with atomic_writer(path, "w") as f:
+        f.writelines(line + "\n" for line in kept)

@@ -130,6 +130,11 @@ def grpo_args(cfg: TrainConfig, out: Path, num_processes: int):
     if total % (o.batch_size * num_processes):
         raise ValueError(f"tasks_per_step x samples = {total} must be a multiple of "
                          f"batch_size x processes = {o.batch_size} x {num_processes}")
+    if o.tasks_per_step % num_processes:
+        # Each process generates whole groups (its consecutive slice of the B x G layout).
+        raise ValueError(f"tasks_per_step = {o.tasks_per_step} must be a multiple of the "
+                         f"number of processes ({num_processes}): each process generates "
+                         "whole groups of samples")
     accum = total // (o.batch_size * num_processes)
     bf16 = torch.cuda.is_available() if cfg.bf16 is None else cfg.bf16
     return GRPOConfig(
@@ -154,6 +159,7 @@ def grpo_args(cfg: TrainConfig, out: Path, num_processes: int):
 
 def run_rft(cfg: TrainConfig, model_path: str, out: Path) -> Path:
     """Train with GRPO; returns the directory of the final model (OUT/model)."""
+    import torch
     from accelerate import PartialState
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -171,7 +177,8 @@ def run_rft(cfg: TrainConfig, model_path: str, out: Path) -> Path:
                          f"= {o.tasks_per_step}")
     rewards = load_rewards(o.reward)
     selector = make_selector(o, tasks, cfg.seed)
-    args = grpo_args(cfg, out, PartialState().num_processes)
+    # cpu=True as TRL's use_cpu gives it: without it a CPU-only launch counts 1 process.
+    args = grpo_args(cfg, out, PartialState(cpu=not torch.cuda.is_available()).num_processes)
     if args.reward_weights and len(args.reward_weights) != len(rewards):
         raise ValueError(f"{len(args.reward_weights)} reward weights for {len(rewards)} rewards")
     checkpoint = last_checkpoint(out) if cfg.resume else None
@@ -179,7 +186,8 @@ def run_rft(cfg: TrainConfig, model_path: str, out: Path) -> Path:
         log.info("no checkpoint in %s; starting RFT from the beginning", out)
     selection_log = out / "selection.jsonl"
     if checkpoint is None and selection_log.exists():
-        selection_log.unlink()  # a fresh run: don't append to an old one's log
+        # A fresh run: don't append to an old one's log (every rank tries; one wins).
+        selection_log.unlink(missing_ok=True)
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:

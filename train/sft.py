@@ -21,7 +21,6 @@ so (or pass --no-assistant-only-loss).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re

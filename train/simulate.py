@@ -29,11 +29,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ember.adp.config import opt
 from ember.adp.io import atomic_writer
 from ember.adp.summary import Summary
 from ember.train.selectors import SELECTORS, selector_class
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclasses.dataclass

@@ -44,10 +44,26 @@ def check_inputs(cfg: TrainConfig) -> None:
             raise ValueError(f"--{flag} {value}: no such file or directory")
 
 
+def check_processes(cfg: TrainConfig) -> None:
+    """Under a multi-process launch (torchrun, accelerate launch set WORLD_SIZE and RANK),
+    refuse a tasks_per_step that does not split into whole groups per process, before any
+    process loads a model. Every process finds the same error; the first reports it and
+    the others exit with the same status quietly, so the message is shown once."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if "rft" not in cfg.stages or cfg.rft.tasks_per_step % world == 0:
+        return
+    if int(os.environ.get("RANK", "0")) != 0:
+        raise SystemExit(2)
+    raise ValueError(f"--rft-tasks-per-step {cfg.rft.tasks_per_step} must be a multiple of "
+                     f"the number of processes ({world}): each process generates whole "
+                     "groups of --rft-samples")
+
+
 def run_train(cfg: TrainConfig) -> dict:
     """Run the configured stages; returns {stage: final model directory}."""
     stages = cfg.stages
     check_inputs(cfg)
+    check_processes(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_writer(out / "config.yaml", "w") as f:
