@@ -40,6 +40,10 @@ def results_table(results: dict, title: str = "ember eval") -> Table:
             table.add_row(name if j == 0 else "", str(b["items"]) if j == 0 else "",
                           str(b["samples"]) if j == 0 else "", metric, f"{m['value']:.4f}",
                           stderr, f"{speed:.2f}" if speed and j == 0 else "")
+    modes = {n: b["sandbox"] for n, b in results["benchmarks"].items() if b.get("sandbox")}
+    if modes:  # what protected the run, so a reader can judge its code scores
+        table.caption = "code ran in sandbox mode: " + "; ".join(
+            f"{n} {', '.join(m)}" for n, m in modes.items())
     return table
 
 

@@ -340,6 +340,11 @@ def aggregate(cfg: EvalConfig, benches: list[Benchmark], done: dict, timing: dic
         t = timing.get(bench.name)
         entry = {"scorer": bench.scorer, "items": len(rows_by_item),
                  "samples": sum(len(r) for r in rows_by_item.values()), "metrics": metrics}
+        # the code scorer names the sandbox mode each sample ran in; keep which ones
+        modes = sorted({r["metrics"]["sandbox"] for rows in rows_by_item.values() for r in rows
+                        if isinstance(r["metrics"].get("sandbox"), str)})
+        if modes:
+            entry["sandbox"] = modes
         if t is not None:
             entry["timing"] = {"generated": t["generated"],
                                "generate_s": round(t["generate_s"], 3),

@@ -12,7 +12,10 @@ add more metrics (QA adds ``"em"`` and ``"f1"``). SCORERS maps names to them:
   with the gold by math-verify, so ``\\frac{1}{2}``, ``0.5`` and ``1/2`` agree.
 - ``qa``: the text after the last ``Answer:`` (else the whole response) against the
   golds with SQuAD normalisation (lowercase, no punctuation, no articles); ``score`` = EM.
-- ``code``: sandboxed tests, in ember.evaluate.code_scoring.
+- ``code``: the tests run by a harness in the sandbox (ember.evaluate.code_scoring):
+  1.0 only when the harness reports that every check ran and passed (never the exit
+  status), results compared as plain values; adds ``reason`` and ``sandbox`` (the
+  containment mode, which `ember eval` records in results.json).
 
 Scorers are pure and cheap, and safe to call from worker threads: math-verify's
 signal-based timeout only works on the main thread, so elsewhere it is switched off.

@@ -1,13 +1,21 @@
 """Code scoring: pass@k against hand-computed values, HumanEval canonical solutions pass
-in the sandbox and wrong ones fail, in completion and chat form, from many threads."""
+in the sandbox and wrong ones fail, in completion and chat form, from many threads; and
+the verdict cannot be forged: early exits, lying results and smuggled statements score
+0 with their own reason, the same as the RFT `code` reward."""
 
 import concurrent.futures as cf
+import json
 from math import comb
 
 import pytest
 
 from ember.evaluate.item import Item
-from ember.evaluate.code_scoring import extract_code, humaneval_items, pass_at_k, score_code
+from ember.evaluate.code_scoring import (build_program, extract_code, humaneval_items,
+                                         pass_at_k, score_code)
+from ember.evaluate.sandbox import isolation
+
+LIAR = ("    class _Liar:\n        def __eq__(self, other): return True\n"
+        "        def __ne__(self, other): return False\n    return _Liar()\n")
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +103,113 @@ def test_twenty_programs_scored_concurrently(problems):
     with cf.ThreadPoolExecutor(max_workers=20) as pool:
         scores = list(pool.map(lambda r: score_code(r, item)["score"], responses))
     assert scores == [1.0 if i % 2 == 0 else 0.0 for i in range(20)]
+
+
+def _score_all(items, response_of):
+    with cf.ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda it: score_code(response_of(it), it), items))
+
+
+def test_every_canonical_solution_passes_and_every_lie_fails(problems):
+    """All 164: the canonical solution scores 1; an object whose __eq__ always says yes
+    (which passed 157 of them when the exit code decided) scores 0 on every one."""
+    items = list(problems.values())
+    honest = _score_all(items, lambda it: it.meta["canonical_solution"])
+    assert [it.id for it, r in zip(items, honest) if r["score"] != 1.0] == []
+    lies = _score_all(items, lambda it: LIAR)
+    assert [it.id for it, r in zip(items, lies) if r["score"] != 0.0] == []
+    assert all(r["reason"].startswith("non-plain-result") for r in lies)
+    assert {r["sandbox"] for r in honest + lies} == {isolation()}
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("    import os; os._exit(0)\n", "exited-before-checks"),
+    ("    import sys; sys.exit(0)\n", "exited-before-checks"),
+    ("    raise SystemExit\n", "exited-before-checks"),
+    ("    import threading, os, time\n    threading.Timer(0.05, os._exit, (0,)).start()\n"
+     "    time.sleep(2)\n", "exited-before-checks"),
+    ("    import signal, os, time\n    signal.signal(signal.SIGALRM, lambda *a: os._exit(0))\n"
+     "    signal.setitimer(signal.ITIMER_REAL, 0.05)\n    time.sleep(2)\n", "exited-before-checks"),
+    ("    import atexit, os\n    atexit.register(os._exit, 0)\n    return 0\n", "AssertionError"),
+    ("    import os, signal\n    os.kill(os.getppid(), signal.SIGKILL)\n", "exited-before-checks"),
+])
+def test_exiting_early_never_passes(problems, body, reason):
+    result = score_code(body, problems["HumanEval/53"])
+    assert result["score"] == 0.0 and result["reason"].startswith(reason), result
+
+
+@pytest.mark.parametrize("returned", ["type('I', (int,), {'__eq__': lambda s, o: True})(5)",
+                                      "[__import__('fractions').Fraction(5)]",
+                                      "(lambda: 5)"])
+def test_results_must_be_plain_values(problems, returned):
+    result = score_code(f"    return {returned}\n", problems["HumanEval/53"])
+    assert result["score"] == 0.0 and result["reason"].startswith("non-plain-result"), result
+
+
+def test_plain_values_of_every_kind_cross_intact():
+    value = "(1, -0.0, 2 ** 200, 'é\\ud800', b'\\x00', None, True, {(1, 2): [3]}, {4}, frozenset(), 1j)"
+    item = Item(id="kinds", messages=[], gold={
+        "entry_point": "f", "test": f"def check(candidate):\n    got = candidate()\n"
+                                    f"    assert got == {value}, got\n"
+                                    "    assert type(got[2]) is int and str(got[1]) == '-0.0'\n"})
+    assert score_code(f"```python\ndef f():\n    return {value}\n```", item)["score"] == 1.0
+
+
+def test_exceptions_come_back_as_builtin_types():
+    item = Item(id="raises", messages=[], gold={
+        "entry_point": "root", "test": "def check(candidate):\n    assert candidate(4) == 2\n"
+        "    try:\n        candidate(-1)\n    except ValueError:\n        pass\n"
+        "    else:\n        raise AssertionError('no ValueError')\n"})
+    good = "```python\ndef root(x):\n    if x < 0:\n        raise ValueError('negative')\n    return int(x ** 0.5)\n```"
+    assert score_code(good, item)["score"] == 1.0
+    bad = "```python\ndef root(x):\n    if x < 0:\n        raise KeyError('negative')\n    return int(x ** 0.5)\n```"
+    result = score_code(bad, item)
+    assert result["score"] == 0.0 and "KeyError" in result["reason"], result
+
+
+def test_benchmark_with_objects_opts_out_of_plain_results():
+    prompt = ("class Point:\n    def __init__(self, x, y):\n        self.x, self.y = x, y\n"
+              "    def __eq__(self, o):\n        return (self.x, self.y) == (o.x, o.y)\n\n"
+              "def mid(a, b):\n    \"\"\"The midpoint.\"\"\"\n")
+    gold = {"entry_point": "mid", "test": "def check(candidate):\n"
+            "    assert candidate(Point(0, 0), Point(2, 4)) == Point(1, 2)\n"}
+    body = "    return Point((a.x + b.x) / 2, (a.y + b.y) / 2)\n"
+    plain = score_code(body, Item(id="p", messages=[], gold=gold, prompt=prompt))
+    assert plain["score"] == 0.0 and plain["reason"].startswith("non-plain-argument"), plain
+    opted = score_code(body, Item(id="p", messages=[], prompt=prompt,
+                                  gold={**gold, "plain_results": False}))
+    assert opted["score"] == 1.0, opted
+    early = score_code("    import os; os._exit(0)\n", Item(
+        id="p", messages=[], prompt=prompt, gold={**gold, "plain_results": False}))
+    assert early["score"] == 0.0 and early["reason"].startswith("exited-before-checks"), early
+
+
+def test_statements_smuggled_past_the_function_body_are_removed(problems):
+    item = problems["HumanEval/53"]
+    # line 0 of a completion at column 0 is a new top-level statement, not the body
+    prog = build_program("import os; os._exit(0)\n", item)
+    assert prog["dropped"] == 2 and "_exit" not in prog["source"]
+    result = score_code("import os; os._exit(0)\n", item)
+    assert result["score"] == 0.0 and "AssertionError" in result["reason"], result
+    chat = ("```python\ndef add(x, y):\n    return x - y\n\nif __name__ == '__main__':\n"
+            "    import os\n    os._exit(0)\n```")
+    assert build_program(chat, item)["dropped"] == 1
+    assert "AssertionError" in score_code(chat, item)["reason"]
+
+
+def test_syntax_error_scores_zero_without_running(problems):
+    result = score_code("    return x +\n", problems["HumanEval/53"])
+    assert result["score"] == 0.0 and result["reason"].startswith("syntax-error"), result
+
+
+def test_rft_code_reward_gives_the_same_verdict():
+    from ember.train.rewards import load_reward
+
+    reward = load_reward("code")
+    tests = json.dumps({"entry_point": "add", "test": "def check(candidate):\n"
+                        "    assert candidate(2, 3) == 5\n"})
+    good = "```python\ndef add(x, y):\n    return x + y\n```"
+    exits = "```python\ndef add(x, y):\n    import os; os._exit(0)\n```"
+    liar = "```python\ndef add(x, y):\n" + LIAR + "```"
+    got = reward(["p"] * 3, [good, exits, liar], tests=[tests] * 3)
+    assert got == [1.0, 0.0, 0.0]
