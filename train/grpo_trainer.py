@@ -54,7 +54,7 @@ import torch
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
-from ember.adp.io import atomic_writer
+from ember.adp.io import atomic_writer, repair_tail
 
 SELECTOR_STATE = "selector_state.json"
 # A debug log per process, next to the selection log (see the module docstring).
@@ -205,9 +205,11 @@ class SelectiveGRPOTrainer(GRPOTrainer):
 
 
 def _cut_log(path: Path, step: int) -> None:
-    """Keep the lines of a per-step log from before `step`."""
+    """Keep the lines of a per-step log from before `step` (a torn last line, left by a
+    kill or a full disk, is dropped first)."""
     if not path.exists():
         return
+    repair_tail(path)
     kept = [line for line in path.read_text().splitlines()
             if line.strip() and json.loads(line)["step"] < step]
     with atomic_writer(path, "w") as f:

@@ -58,3 +58,12 @@ def test_importing_the_train_package_does_not_import_trl_or_torch():
             "print(sorted(m for m in ('trl', 'torch', 'transformers') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_resume_cuts_the_selection_log_back_and_drops_a_torn_line(tmp_path):
+    from ember.train.grpo_trainer import _cut_log
+
+    log = tmp_path / "selection.jsonl"
+    log.write_text('{"step": 0}\n{"step": 1}\n{"step": 2}\n{"step": 3, "task')  # killed mid-write
+    _cut_log(log, 2)
+    assert log.read_text() == '{"step": 0}\n{"step": 1}\n'
