@@ -34,6 +34,15 @@ class Summary:
     error: str | None = None
     warnings: list = field(default_factory=list)  # one line each, shown on stderr
 
+    def require(self, min_yield: int, what: str) -> None:
+        """Exit code 3 (partial result), saying why, when fewer than ``min_yield`` ``what``
+        (questions, solutions, ...) were produced: the one --min-yield rule."""
+        if self.produced < min_yield:
+            self.exit_code = 3
+            self.error = (f"{self.produced} {what} produced from {self.read} read, fewer than "
+                          f"--min-yield {min_yield}" +
+                          (f"; reasons in {self.rejects}" if self.rejects else ""))
+
     def __getitem__(self, key: str):
         """``summary["produced"]``: the same keys as ``to_dict`` (and the JSON)."""
         return self.to_dict()[key]

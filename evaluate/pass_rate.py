@@ -106,9 +106,7 @@ def _pass_rates(cfg: PassRateConfig, progress, llm) -> Summary:
                  "mean": sum(rates) / len(rates) if rates else None,
                  "all_correct": sum(r == 1 for r in rates),
                  "all_wrong": sum(r == 0 for r in rates)})
-    if len(rated) < cfg.min_yield:
-        summary.exit_code, summary.error = 3, (f"rated {len(rated)} tasks, fewer than "
-                                               f"--min-yield {cfg.min_yield}")
+    summary.require(cfg.min_yield, "rated tasks")
     return summary
 
 

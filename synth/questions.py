@@ -681,10 +681,7 @@ def synth_questions(cfg: QuestionsConfig, llm, log=lambda msg: None, on_progress
                       rejects=rejects, seconds=counts.pop("seconds"),
                       details={**counts, "format": cfg.format, "records": len(rows),
                                "summary": cfg.out + ".summary.json"})
-    if summary.produced < cfg.min_yield:
-        summary.exit_code, summary.error = 3, (
-            f"{summary.produced} questions survived out of {summary.read} candidates, fewer "
-            f"than --min-yield {cfg.min_yield}; reasons in {rejects}")
+    summary.require(cfg.min_yield, "questions")
     write_json(summary.details["summary"], summary.to_dict())
     return summary
 

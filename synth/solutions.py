@@ -189,10 +189,7 @@ def synth_solutions(cfg: SolutionsConfig, llm, log=lambda msg: None, on_progress
                                 "coverage": round(b["covered"] / b["tasks"], 4)
                                 if b["tasks"] else None} for name, b in bins.items()},
             "llm": dict(llm.usage), "summary": cfg.out + ".summary.json"})
-    if len(rows) < cfg.min_yield:
-        summary.exit_code, summary.error = 3, (
-            f"{len(rows)} verified solutions for {len(tasks)} tasks, fewer than --min-yield "
-            f"{cfg.min_yield}; reasons in {rejects_path}")
+    summary.require(cfg.min_yield, "verified solutions")
     write_json(summary.details["summary"], summary.to_dict())
     return summary
 

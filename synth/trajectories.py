@@ -343,10 +343,7 @@ def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=No
             "keep": cfg.keep, "kept": len(kept), **statistics(records),
             "usage": {"teacher": teacher_usage, "judge": judge_usage},
             "config": dataclasses.asdict(cfg), "summary": f"{out}.summary.json"})
-    if len(kept) < cfg.min_yield:
-        summary.exit_code, summary.error = 3, (
-            f"kept {len(kept)} trajectories of {len(rollouts)} rollouts, fewer than "
-            f"--min-yield {cfg.min_yield}; reasons in {rejects_path}")
+    summary.require(cfg.min_yield, "trajectories")
     write_json(summary.details["summary"], summary.to_dict())
     return summary
 
