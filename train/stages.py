@@ -53,6 +53,9 @@ def check_processes(cfg: TrainConfig) -> None:
     if "rft" not in cfg.stages or cfg.rft.tasks_per_step % world == 0:
         return
     if int(os.environ.get("RANK", "0")) != 0:
+        # Give the first process time to print the error: the launcher stops every process
+        # as soon as one exits, and an early silent exit here would cut its message off.
+        time.sleep(20)
         raise SystemExit(2)
     raise ValueError(f"--rft-tasks-per-step {cfg.rft.tasks_per_step} must be a multiple of "
                      f"the number of processes ({world}): each process generates whole "

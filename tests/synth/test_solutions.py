@@ -112,7 +112,10 @@ def test_cli_against_served_model(ember, served_model, tmp_path):
             served_model.model, "--concurrency", "1", "--timeout", "600", "--samples", "2",
             "--probe-samples", "1", "--max-new-tokens", "48", "-o", out, "--json"]
     proc = ember(*args, "--base-url", served_model.base_url, check=False)
-    assert proc.returncode == 0, proc.stderr
+    # the 135M model solves these only sometimes: 0 solutions is exit 3, saying why
+    solved = bool(read(out))
+    assert proc.returncode == (0 if solved else 3), proc.stderr
+    assert solved or "fewer than --min-yield 1" in proc.stderr
     summary = json.loads(proc.stdout)
     rows = read(out)
     assert summary["tasks"] == 2 and summary["produced"] == len(rows)
@@ -125,7 +128,7 @@ def test_cli_against_served_model(ember, served_model, tmp_path):
     # rerun against a dead endpoint: everything comes from the cache
     first = out.read_text()
     proc = ember(*args, "--base-url", "http://127.0.0.1:9/v1", "--max-retries", "0", check=False)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == (0 if solved else 3), proc.stderr
     assert json.loads(proc.stdout)["llm"]["calls"] == 0
     assert out.read_text() == first
 
