@@ -10,6 +10,12 @@ processes over batches whose results are written back in input order, so the out
 byte-identical for any worker count and memory stays flat (a bounded number of batches
 is in flight). A record that fails goes to the rejects file with its source, line and
 reason and never stops the run. Outputs are written atomically.
+
+Output ids are unique (``ember.adp.mapping.UniqueIds``: ``ID``, ``ID#2``, ...): the
+workers report each record's id and the driver renames repeats in output order, so the
+renaming, too, is the same for any worker count; the set of ids written is the one thing
+that grows with the output. Raw fields that hold content but that no mapping option
+reads are counted per field (``unmapped_fields`` in the summary).
 """
 
 from __future__ import annotations
@@ -28,9 +34,10 @@ import orjson
 
 from ember.adp.config import opt
 from ember.adp.export import EXPORTERS
-from ember.adp.io import InputError, atomic_writer, iter_units, publish
-from ember.adp.mapping import (MAPPINGS_DIR, SHAPES, ConvertError, apply, builtin_names, group_key,
-                               group_records, load_converter, load_mapping)
+from ember.adp.io import InputError, atomic_writer, iter_units, output_lock, publish
+from ember.adp.mapping import (MAPPINGS_DIR, SHAPES, ConvertError, UniqueIds, apply, builtin_names,
+                               group_key, group_records, load_converter, load_mapping,
+                               shape_options)
 from ember.adp.rejects import default_rejects_path
 from ember.adp.summary import Summary
 
@@ -49,6 +56,8 @@ class Tally:
     bytes_in: int = 0
     seconds: float = 0.0
     reasons: collections.Counter = field(default_factory=collections.Counter)
+    unmapped: collections.Counter = field(default_factory=collections.Counter)  # field -> records
+    renamed: int = 0     # output records whose repeated id got a #k suffix
     per_input: dict = field(default_factory=dict)  # path -> {"read","converted","rejected"}
     input_errors: list = field(default_factory=list)  # (path, message)
     resumed: bool = False  # continued from a checkpoint of a killed run
@@ -62,7 +71,8 @@ class Tally:
         return {"read": self.read, "converted": self.converted, "rejected": self.rejected,
                 "written": self.written,
                 "reject_rate": round(self.reject_rate, 6), "reasons": dict(self.reasons),
-                "inputs": self.per_input,
+                "unmapped_fields": dict(sorted(self.unmapped.items())),
+                "renamed_ids": self.renamed, "inputs": self.per_input,
                 "input_errors": [{"source": s, "error": e} for s, e in self.input_errors],
                 "bytes_in": self.bytes_in, "seconds": round(self.seconds, 3),
                 "resumed": self.resumed}
@@ -84,13 +94,20 @@ def make_pipeline(source: str, target: str) -> Callable[[dict], list[dict]]:
         export = importlib.import_module(module).export if module else None
 
         def pipeline(record: dict) -> list[dict]:
-            traj = convert(record)  # called through mapping.apply, which sets the index
+            trajs = convert(record)  # called through mapping.apply, which sets the index
+            trajs = trajs if isinstance(trajs, list) else [trajs]  # one per step, some shapes
             if export is None:
-                return [traj]
-            out = export(traj)
-            return out if isinstance(out, list) else [out]
+                return trajs
+            out = []
+            for traj in trajs:
+                exported = export(traj)
+                out += exported if isinstance(exported, list) else [exported]
+            return out
 
         pipeline.group_by = getattr(convert, "group_by", None)
+        pipeline.unmapped = getattr(convert, "unmapped", None)
+        pipeline.id_key = getattr(importlib.import_module(module), "ID_KEY", "id") \
+            if module else "id"
         _PIPELINES[key] = pipeline
     return _PIPELINES[key]
 
@@ -131,12 +148,17 @@ def _decode(payload):
 
 def _process_batch(args) -> tuple:
     """Convert one batch of units ``(line, index, payload)``; payload is raw bytes, a
-    decoded record, or a list of step records forming one trajectory."""
+    decoded record, or a list of step records forming one trajectory. Returns the output
+    bytes, reject lines, counts, the output records' ``(id, size in bytes)`` and the
+    unmapped raw fields seen."""
     source, target, path, units, nbytes = args
     pipeline = make_pipeline(source, target)
+    unmapped_of, id_key = pipeline.unmapped, pipeline.id_key
     out = bytearray()
     rejects: list[bytes] = []
     reasons: collections.Counter = collections.Counter()
+    unmapped: collections.Counter = collections.Counter()
+    ids: list[tuple[str, int]] = []
     converted = written = 0
     for line, index, payload in units:
         size = len(payload) if isinstance(payload, list) else 1
@@ -147,9 +169,9 @@ def _process_batch(args) -> tuple:
                 raise ConvertError("not-an-object",
                                    f"expected a JSON object, got {type(record).__name__}")
             results = apply(pipeline, record, index)
+            lines = [orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in results]
             # (joining a single line returns it as it is, without a copy)
-            chunk = b"".join([orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE)
-                              for r in results])
+            chunk = b"".join(lines)
         except Exception as exc:  # every failure becomes a reject, never a crash
             reason, detail = _classify(exc)
             reasons[reason] += size
@@ -161,7 +183,12 @@ def _process_batch(args) -> tuple:
         out += chunk
         converted += size
         written += len(results)
-    return bytes(out), rejects, converted, written, reasons, len(units), nbytes
+        ids += [(str(r.get(id_key)) if isinstance(r, dict) else "", len(b))
+                for r, b in zip(results, lines)]
+        if unmapped_of is not None:
+            unmapped.update(unmapped_of(record))
+    return (bytes(out), rejects, converted, written, reasons, len(units), nbytes, ids,
+            unmapped)
 
 
 # --- the driver -----------------------------------------------------------------------
@@ -229,6 +256,8 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
     ckpt = _Stdout(rejects) if str(out) == "-" else Checkpoint(out, rejects, job, resume)
     summary = ckpt.summary
     start = time.perf_counter()
+    id_key = make_pipeline(source, target).id_key
+    ids = ckpt.written_ids(id_key)
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
         for i, path in enumerate(inputs):
@@ -241,7 +270,9 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
             try:
                 for result in _run(pool, workers, _batches(path, source, target, skip)):
                     n_read = _record(summary, counts, result)
-                    ckpt.write(result[0], result[1])
+                    data, renamed = unique_output(result[0], result[7], ids, id_key)
+                    summary.renamed += renamed
+                    ckpt.write(data, result[1])
                     done += result[5]
                     ckpt.save(i, done)
                     if progress:
@@ -261,9 +292,32 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
     return summary
 
 
+def unique_output(data: bytes, ids: list[tuple[str, int]], seen: UniqueIds,
+                  id_key: str) -> tuple[bytes, int]:
+    """A batch's output lines with repeated ids renamed (``seen`` holds the ids written so
+    far); returns the bytes and how many were renamed. Lines are only re-encoded when
+    their id changes."""
+    renamed = 0
+    pieces: list[bytes] | None = None
+    pos = 0
+    for tid, size in ids:
+        new = seen.take(tid)
+        if new != tid:
+            if pieces is None:
+                pieces = [data[:pos]]
+            record = orjson.loads(data[pos:pos + size])
+            record[id_key] = new
+            pieces.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+            renamed += 1
+        elif pieces is not None:
+            pieces.append(data[pos:pos + size])
+        pos += size
+    return (data if pieces is None else b"".join(pieces)), renamed
+
+
 def _record(summary: Tally, counts: dict, result: tuple) -> int:
     """Add one batch's result to the summary and its input's counts; return records read."""
-    _, _, ok, written, reasons, _, nbytes = result
+    _, _, ok, written, reasons, _, nbytes, _, unmapped = result
     n_rejected = sum(reasons.values())
     counts["read"] += ok + n_rejected
     counts["converted"] += ok
@@ -274,6 +328,7 @@ def _record(summary: Tally, counts: dict, result: tuple) -> int:
     summary.rejected += n_rejected
     summary.bytes_in += nbytes
     summary.reasons.update(reasons)
+    summary.unmapped.update(unmapped)
     return ok + n_rejected
 
 
@@ -293,6 +348,9 @@ class _Stdout:
 
     def save(self, input_index: int, units: int) -> None:
         pass
+
+    def written_ids(self, id_key: str) -> UniqueIds:
+        return UniqueIds()
 
     def finish(self) -> None:
         self.out.flush()
@@ -325,6 +383,8 @@ class Checkpoint:
                                    rejected=c["rejected"], written=c["written"],
                                    bytes_in=c["bytes_in"],
                                    reasons=collections.Counter(c["reasons"]),
+                                   unmapped=collections.Counter(c.get("unmapped_fields", {})),
+                                   renamed=c.get("renamed_ids", 0),
                                    per_input=c["inputs"],
                                    input_errors=[(e["source"], e["error"])
                                                  for e in c["input_errors"]], resumed=True)
@@ -349,6 +409,17 @@ class Checkpoint:
     def write(self, data: bytes, rejects: list[bytes]) -> None:
         self.files[0].write(data)
         self.files[1].writelines(rejects)
+
+    def written_ids(self, id_key: str) -> UniqueIds:
+        """The ids already in the output (after a resume, read back from the partial file)."""
+        ids = UniqueIds()
+        out = self.files[0]
+        if out.tell():
+            out.flush()
+            with open(self.partials[0], "rb") as f:
+                for line in f:
+                    ids.seen.add(str(orjson.loads(line).get(id_key)))
+        return ids
 
     def save(self, input_index: int, units: int) -> None:
         for f in self.files:
@@ -412,6 +483,8 @@ class ConvertConfig:
                               "checkpoint (output grows in .OUT.partial until it completes).")
     list_builtins: bool = opt(False, "List built-in datasets, shapes and exporters, then exit.",
                               flag="--list")
+    shape: str | None = opt(None, "With --list: print the options of this shape (their type, "
+                                  "default and help), as a mapping file sets them.")
 
 
 def catalogue() -> dict:
@@ -425,8 +498,20 @@ def catalogue() -> dict:
     return {"datasets": datasets, "shapes": shapes, "exporters": list(EXPORTERS)}
 
 
+def shape_catalogue(shape: str) -> dict:
+    """One shape: its description and its options (name, type, default, help)."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown --shape {shape!r}; known: {', '.join(SHAPES)}")
+    doc = (importlib.import_module(SHAPES[shape]).__doc__ or "").strip()
+    return {"shape": shape, "description": doc.split("\n\n")[0].replace("\n", " "),
+            "options": shape_options(shape)}
+
+
 def run(cfg: ConvertConfig, progress: Callable | None = None) -> Summary:
-    """Run `ember convert`; a Summary whose exit code is 1 past ``max_reject_rate``."""
+    """Run `ember convert`; a Summary whose exit code is 3 past ``max_reject_rate``.
+    ``--list`` (with ``--shape``: that shape's options) returns the catalogue instead."""
+    if cfg.shape is not None:
+        return Summary("convert --list", details=shape_catalogue(cfg.shape))
     if cfg.list_builtins:
         return Summary("convert --list", details=catalogue())
     if not cfg.inputs:
@@ -441,9 +526,10 @@ def run(cfg: ConvertConfig, progress: Callable | None = None) -> Summary:
         if progress:
             progress(done, None, "records")
 
-    tally = convert(cfg.inputs, cfg.out, source=cfg.source, target=cfg.target,
-                    rejects=cfg.rejects, workers=cfg.workers, resume=cfg.resume,
-                    progress=advance)
+    with output_lock(cfg.out):  # two runs into one OUT would mix their .partial files
+        tally = convert(cfg.inputs, cfg.out, source=cfg.source, target=cfg.target,
+                        rejects=cfg.rejects, workers=cfg.workers, resume=cfg.resume,
+                        progress=advance)
     details = tally.to_dict()
     for key in ("read", "rejected", "seconds", "reasons"):
         details.pop(key)
@@ -457,6 +543,16 @@ def run(cfg: ConvertConfig, progress: Callable | None = None) -> Summary:
                                 "from the start")
     if tally.read == 0 and not tally.input_errors:
         summary.warnings.append("the input held no records; wrote an empty output")
+    if tally.unmapped:
+        shown = ", ".join(f"{name} ({n})" for name, n in sorted(tally.unmapped.items())[:12])
+        more = len(tally.unmapped) - 12
+        summary.warnings.append(
+            f"raw fields that hold content but that no mapping option reads (records): "
+            f"{shown}{f', and {more} more' if more > 0 else ''}; name them in the mapping "
+            "(e.g. under `details:`) to keep them")
+    if tally.renamed:
+        summary.warnings.append(f"{tally.renamed} output record(s) repeated an earlier id and "
+                                "were renamed ID#2, ID#3, ...")
     if tally.input_errors:
         summary.exit_code, summary.error = 3, "some inputs could not be read"
     elif tally.reject_rate > cfg.max_reject_rate:

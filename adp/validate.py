@@ -1,16 +1,23 @@
 """Checks an ADP file: the JSON Schema, then what a schema cannot say.
 
     from ember.adp.validate import validate_file
-    report = validate_file("adp.jsonl")   # FileReport with per-record issues
+    report = validate_file("adp.jsonl")                 # FileReport with per-record issues
+    report = validate_file("adp.jsonl", strict=True)    # + ADP's own data model's rules
 
-Errors make a record invalid; warnings are reported but do not. Semantic checks:
+Errors make a record invalid; warnings are reported but do not. With ``strict``, records
+are also checked against ``schemas/adp-v1-strict.schema.json``, the rules ADP's upstream
+data model enforces when it loads a file (kind ``upstream``), and a repeated id is an
+error. Semantic checks:
 
 - ``empty-trajectory`` (error): no events.
-- ``duplicate-id`` (error): the same trajectory id twice in one file.
+- ``duplicate-id`` (warning; error with ``strict``): the same trajectory id twice in one
+  file. Published ADP samples repeat ids; ember's own output never does.
 - ``tool-call-unanswered`` / ``tool-call-answered-twice`` (error): an action's
   ``tool_call_id`` must be answered by exactly one observation.
-- ``tool-result-orphan`` (error): an observation names a ``tool_call_id`` no earlier
-  action made.
+- ``tool-result-orphan`` (error): a tool result without a call before it: an observation
+  that names a ``tool_call_id`` no earlier action made, or one from the environment that
+  names a tool (``name``) with no api/code action before it (a call the converter did
+  not read).
 - ``duplicate-tool-call-id`` (error): two actions share a ``tool_call_id``.
 - ``action-without-observation`` (error): an api/code action followed directly by
   another api/code action, so the first one's result is missing.
@@ -68,34 +75,51 @@ class FileReport:
                 "issues": [i.to_dict() for i in self.issues]}
 
 
-_validator = None
+_validators: dict = {}
 
 
-def schema_validator() -> jsonschema.Draft202012Validator:
-    global _validator
-    if _validator is None:
+def schema_validator(name: str = "adp"):
+    """The jsonschema validator of ``schemas/<name>.schema.json`` (``adp``, ``adp-v1-strict``)."""
+    if name not in _validators:
         import jsonschema  # loaded when validating, not with `ember --help`
 
-        _validator = jsonschema.Draft202012Validator(load_schema("adp"))
-    return _validator
+        _validators[name] = jsonschema.Draft202012Validator(load_schema(name))
+    return _validators[name]
 
 
-def check_trajectory(traj: dict) -> list[tuple[str, str, str]]:
-    """(kind, message, severity) for everything wrong with one parsed record."""
+def upstream_problems(traj: dict) -> list[str]:
+    """Why ADP's own data model would not load ``traj`` (empty when it would)."""
+    return [f"{'/'.join(map(str, err.absolute_path)) or '<record>'}: {err.message[:300]}"
+            for err in schema_validator("adp-v1-strict").iter_errors(traj)]
+
+
+def check_trajectory(traj: dict, strict: bool = False) -> list[tuple[str, str, str]]:
+    """(kind, message, severity) for everything wrong with one parsed record; ``strict``
+    adds ADP's upstream rules (kind ``upstream``)."""
     found = []
     for err in schema_validator().iter_errors(traj):
         where = "/".join(map(str, err.absolute_path)) or "<record>"
         found.append(("schema", f"{where}: {err.message[:300]}", "error"))
     if found:  # semantic checks assume the structure is right
         return found
+    if strict:
+        found += [("upstream", message, "error") for message in upstream_problems(traj)]
     events = traj["content"]
     if not events:
-        return [("empty-trajectory", "no events", "error")]
+        return found + [("empty-trajectory", "no events", "error")]
     calls: dict[str, int] = {}
     answered: collections.Counter = collections.Counter()
+    last_act = None  # class of the latest event that is not an observation
     for i, event in enumerate(events):
         cls = event["class_"]
         call_id = event.get("tool_call_id")
+        if cls in OBSERVATIONS and call_id is None and event.get("name") and \
+                event.get("source") == "environment" and last_act not in TOOL_ACTIONS:
+            found.append(("tool-result-orphan",
+                          f"event {i} is the output of tool {event['name']!r}, but no call "
+                          "comes before it", "error"))
+        if cls not in OBSERVATIONS:
+            last_act = cls
         if cls in TOOL_ACTIONS and call_id is not None:
             if call_id in calls:
                 found.append(("duplicate-tool-call-id",
@@ -129,7 +153,9 @@ def check_trajectory(traj: dict) -> list[tuple[str, str, str]]:
     return found
 
 
-def validate_file(path: str | Path) -> FileReport:
+def validate_file(path: str | Path, strict: bool = False) -> FileReport:
+    """Check every record of ``path``; ``strict`` adds ADP's upstream rules and makes a
+    repeated id an error."""
     report = FileReport(str(path))
     seen: set[str] = set()
     try:
@@ -146,11 +172,11 @@ def validate_file(path: str | Path) -> FileReport:
                 report.issues.append(Issue(line, None, "schema", "record is not a JSON object"))
                 continue
             tid = traj.get("id") if isinstance(traj.get("id"), str) else None
-            problems = check_trajectory(traj)
+            problems = check_trajectory(traj, strict)
             if tid is not None:
                 if tid in seen:
                     problems.append(("duplicate-id", f"id {tid!r} appears earlier in the file",
-                                     "error"))
+                                     "error" if strict else "warning"))
                 seen.add(tid)
             for kind, message, severity in problems:
                 report.issues.append(Issue(line, tid, kind, message, severity))
@@ -170,6 +196,10 @@ class ValidateConfig:
     max_error_rate: float = opt(0.0, "Exit 1 when more than this fraction of records is "
                                      "invalid (default: any).", min=0.0, max=1.0)
     show: int = opt(10, "Issues to print per file.", min=0)
+    strict: bool = opt(False, "Also check what ADP's own data model requires to load a file "
+                              "(schemas/adp-v1-strict.schema.json: required keys present, "
+                              "details as strings, known code languages), and make a "
+                              "repeated id an error.")
 
 
 def run(cfg: ValidateConfig) -> Summary:
@@ -177,7 +207,7 @@ def run(cfg: ValidateConfig) -> Summary:
     if not cfg.files:
         raise ValueError("no FILE given (try `ember validate --help`)")
     start = time.perf_counter()
-    reports = [validate_file(f) for f in cfg.files]
+    reports = [validate_file(f, cfg.strict) for f in cfg.files]
     records = sum(r.records for r in reports)
     invalid = sum(r.invalid for r in reports)
     kinds = collections.Counter()
@@ -190,7 +220,7 @@ def run(cfg: ValidateConfig) -> Summary:
                       rejected_by_reason=dict(kinds.most_common()),
                       seconds=time.perf_counter() - start,
                       details={"files": [r.to_dict() for r in reports], "show": cfg.show,
-                               "ok": True})
+                               "strict": cfg.strict, "ok": True})
     if any(r.error for r in reports):
         summary.exit_code, summary.error = 1, "some files could not be read"
     elif rate > cfg.max_error_rate:

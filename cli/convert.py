@@ -6,7 +6,6 @@ the command and renders its summary.
 
 from __future__ import annotations
 
-from rich.table import Table
 
 from ember.adp.convert import ConvertConfig, run
 from ember.cli.options import add_command
@@ -31,10 +30,14 @@ Examples:
   ember convert big.jsonl.zst --from nnetnav-wa -o out.jsonl --resume   # after a kill
 
   ember convert --list
+
+  ember convert --list --shape react      # a shape's mapping options
 """
 
 
 def render(summary) -> None:
+    from rich.table import Table  # here: `ember --help` need not load it
+
     if summary.command == "convert --list":
         return _render_list(summary.details)
     d = summary.details
@@ -55,6 +58,10 @@ def render(summary) -> None:
 
 
 def _render_list(listing: dict) -> None:
+    from rich.table import Table  # here: `ember --help` need not load it
+
+    if "options" in listing:
+        return _render_shape(listing)
     table = Table(title="built-in datasets (--from NAME)", title_justify="left")
     for col in ("dataset", "shape", "description"):
         table.add_column(col)
@@ -68,6 +75,20 @@ def _render_list(listing: dict) -> None:
         shapes.add_row(name, doc)
     console.print(shapes)
     console.print("exporters (--to): " + ", ".join(listing["exporters"]))
+    console.print("a shape's options: ember convert --list --shape NAME (all: docs/mappings.md)")
+
+
+def _render_shape(listing: dict) -> None:
+    from rich.table import Table  # here: `ember --help` need not load it
+
+    console.print(f"[bold]shape {listing['shape']}[/]: {listing['description']}",
+                  highlight=False)
+    table = Table(title="options (keys of a mapping file)", title_justify="left")
+    for col in ("option", "type", "default", "help"):
+        table.add_column(col, overflow="fold")
+    for o in listing["options"]:
+        table.add_row(o["name"], o["type"], o["default"], o["help"])
+    console.print(table)
 
 
 def register(app) -> None:

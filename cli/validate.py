@@ -6,7 +6,6 @@ registers the command and renders its report.
 
 from __future__ import annotations
 
-from rich.table import Table
 
 from ember.adp.validate import ValidateConfig, run
 from ember.cli.options import add_command
@@ -14,22 +13,29 @@ from ember.cli.render import console
 
 HELP = """Check ADP trajectories against schemas/adp.schema.json and for semantic errors.
 
-Semantic checks: every tool_call_id answered by exactly one observation, no empty
-trajectories, no action whose result is missing, unique ids, and more (see
-`ember.adp.validate`). Exits 1 when the share of invalid records exceeds
---max-error-rate or a file cannot be read.
+Semantic checks: every tool_call_id answered by exactly one observation, no tool result
+without a call, no empty trajectories, no action whose result is missing, and more (see
+`ember.adp.validate`); a repeated id is a warning. --strict adds what ADP's own data
+model needs to load the file (schemas/adp-v1-strict.schema.json) and makes a repeated
+id an error. Exits 1 when the share of invalid records exceeds --max-error-rate or a
+file cannot be read.
 
 Examples:
 
   ember validate adp.jsonl
+
+  ember validate adp.jsonl --strict      # loadable by ADP's own tools
 
   ember validate data/*.jsonl --json > report.json
 """
 
 
 def render(summary) -> None:
+    from rich.table import Table  # here: `ember --help` need not load it
+
     files = summary.details["files"]
-    table = Table(title="ember validate", title_justify="left")
+    title = "ember validate --strict" if summary.details.get("strict") else "ember validate"
+    table = Table(title=title, title_justify="left")
     for col in ("file", "records", "valid", "invalid", "warnings"):
         table.add_column(col, justify="left" if col == "file" else "right")
     for r in files:

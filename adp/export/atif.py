@@ -28,9 +28,10 @@ import mimetypes
 
 from ember.adp.export.sft_chat import (CALLS, CODE_TOOLS, call_of, events_of, final_parts,
                                        is_linked, link)
-from ember.adp.model import SCHEMA_VERSION, normalize_language
+from ember.adp.model import SCHEMA_VERSION, code_language, details_of, normalize_language
 
 ATIF_VERSION = "ATIF-v1.7"
+ID_KEY = "session_id"  # where the trajectory id is (ember convert makes it unique)
 CODE_TOOL_NAMES = {name for name, _ in CODE_TOOLS.values()}
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
@@ -104,7 +105,7 @@ def export(trajectory: dict) -> dict:
                 if event.get("reasoning_content"):
                     agent_step["reasoning_content"] = event["reasoning_content"]
             if cls == "code_action":
-                _extra(call, language=normalize_language(event["language"]))
+                _extra(call, language=normalize_language(code_language(event)))
             elif name in CODE_TOOL_NAMES:
                 _extra(call, class_=cls)
             _extra(call, reward=event.get("reward"))
@@ -144,6 +145,6 @@ def export(trajectory: dict) -> dict:
            "agent": {"name": "unknown", "version": "unknown"}, "steps": steps}
     if trajectory.get("tools"):
         out["agent"]["tool_definitions"] = trajectory["tools"]
-    _extra(out, details=trajectory.get("details"),
+    _extra(out, details=details_of(trajectory) or None,
            schema_version=trajectory.get("schema_version", SCHEMA_VERSION))
     return out

@@ -15,6 +15,7 @@ function-calling prompts them::
 - code_action: bash -> ``execute_bash``; python -> ``execute_ipython_cell``; any other
   language -> ``execute_ipython_cell`` calling ``<language>(...)`` with the code as a
   correctly escaped triple-quoted Python string, and a note on the first turn saying so.
+  The action's ``kwargs`` that the tool takes (``timeout``) are its parameters too.
 - api_action: a call to an OpenHands tool with that tool's own arguments is written as
   that tool; a BrowserGym action (or any call with a ``bid``) becomes ``browser`` code such
   as ``click(bid="12")``; every other function becomes code for the trajectory's code tool
@@ -26,17 +27,21 @@ function-calling prompts them::
   joined to the user turn before it when there is one.
 
 Consecutive turns of one speaker are joined so the conversation alternates. ``system``
-is a short prompt of ember's own listing the tools and their syntax.
+is a short prompt of ember's own listing the tools and their syntax. Code written for a
+call is always valid Python: function and argument names that are not identifiers
+(``browse-web``) are written with their invalid characters as ``_`` (``py_name``).
 """
 
 from __future__ import annotations
 
 import json
+import keyword
+import re
 
 from ember.adp.export.sft_chat import (CALLS, call_of, code_tool, derive_tools, events_of,
                                        final_parts, is_linked, link, message_text,
                                        observation_text)
-from ember.adp.model import normalize_language
+from ember.adp.model import code_language, normalize_language
 
 # OpenHands tools: name -> (required arguments, optional arguments)
 TOOLS = {
@@ -112,8 +117,21 @@ def literal(value, linked: bool) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+_NOT_IDENTIFIER = re.compile(r"\W", re.A)
+
+
+def py_name(name: str) -> str:
+    """``name`` as a Python identifier: other characters become ``_``, a leading digit or
+    a keyword gets a ``_`` (``browse-web`` -> ``browse_web``, ``class`` -> ``class_``)."""
+    ident = _NOT_IDENTIFIER.sub("_", str(name)) or "_"
+    if ident[0].isdigit():
+        ident = "_" + ident
+    return ident + "_" if keyword.iskeyword(ident) else ident
+
+
 def call_code(name: str, kwargs: dict, linked: bool) -> str:
-    return f"{name}({', '.join(f'{k}={literal(v, linked)}' for k, v in kwargs.items())})"
+    args = ", ".join(f"{py_name(k)}={literal(v, linked)}" for k, v in kwargs.items())
+    return f"{py_name(name)}({args})"
 
 
 def fits(kwargs: dict, signature: tuple) -> bool:
@@ -130,9 +148,10 @@ def signature_docs(traj: dict, names: list[str], linked: bool) -> str:
     for name in names:
         spec = specs.get(name, {})
         props = (spec.get("parameters") or {}).get("properties") or {}
-        args = ", ".join(f"{k}: {_PY[p['type']]}" if isinstance(p, dict) and p.get("type") in _PY
-                         else k for k, p in props.items())
-        doc = f"{name}({args})"
+        args = ", ".join(f"{py_name(k)}: {_PY[p['type']]}"
+                         if isinstance(p, dict) and p.get("type") in _PY else py_name(k)
+                         for k, p in props.items())
+        doc = f"{py_name(name)}({args})"
         if spec.get("description"):
             doc += "\n" + "\n".join("    " + line for line in spec["description"].splitlines())
         blocks.append(doc)
@@ -174,23 +193,26 @@ def prepend_to_first_human(turns: list[dict], text: str) -> None:
 
 def _code_call(event: dict) -> tuple[str, dict, str | None]:
     """(tool, params, language needing a note) for a code_action."""
-    lang = normalize_language(event["language"])
+    lang = normalize_language(code_language(event))
     code = event.get("content") or ""
     if lang in ("bash", "python"):
         name, arg = code_tool(lang)
-        return name, {arg: code}, None
+        params = {arg: code}
+        extra = event.get("kwargs") if isinstance(event.get("kwargs"), dict) else {}
+        params.update((k, param_text(v)) for k, v in extra.items() if k in TOOLS[name][1])
+        return name, params, None
     escaped = code.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     body = escaped[:-1]
     if escaped.endswith('"') and (len(body) - len(body.rstrip("\\"))) % 2 == 0:
         escaped = body + '\\"'  # a bare quote before the closing delimiter would end it early
-    return "execute_ipython_cell", {"code": f'{lang}("""{escaped}""")'}, lang
+    return "execute_ipython_cell", {"code": f'{py_name(lang)}("""{escaped}""")'}, lang
 
 
 def export(trajectory: dict) -> dict:
     events = events_of(trajectory)
     linked = is_linked(events)
     ids = link(events)
-    langs = {normalize_language(e["language"]) for e in events if e["class_"] == "code_action"}
+    langs = {normalize_language(code_language(e)) for e in events if e["class_"] == "code_action"}
     code_env = "execute_bash" if langs == {"bash"} else "execute_ipython_cell"
     turns: list[dict] = []
     tool_of: dict[str, str] = {}  # call id -> tool it was written as
@@ -257,6 +279,7 @@ def _api_call(event: dict, linked: bool, code_env: str, listed: dict[str, list[s
 
 
 def _language_note(lang: str) -> str:
+    fn = py_name(lang)
     return (f"{lang} code runs in execute_ipython_cell through the pre-defined function "
-            f"{lang}(code), which takes the {lang} source as a Python string, e.g. "
-            f'{lang}("""...""").')
+            f"{fn}(code), which takes the {lang} source as a Python string, e.g. "
+            f'{fn}("""...""").')

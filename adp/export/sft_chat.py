@@ -1,6 +1,7 @@
 """ADP -> OpenAI chat messages with tool calls, the tool-calling data TRL's SFTTrainer reads.
 
-One record per trajectory: ``{"id", "messages", "tools"}``.
+One record per trajectory: ``{"id", "messages", "tools"}``, plus ``"images"`` when it
+shows images.
 
 - user text -> ``user`` (a first one named ``system`` -> ``system``); text the agent said
   (``source: agent``) -> ``assistant``;
@@ -8,10 +9,19 @@ One record per trajectory: ``{"id", "messages", "tools"}``.
   (``arguments`` is a JSON string, as the OpenAI API writes it);
 - code_action -> a call to a code tool named after OpenHands' tools: ``execute_bash``
   ``{"command"}`` for bash, ``execute_ipython_cell`` ``{"code"}`` for python and
-  ``execute_<language>`` ``{"code"}`` for any other language;
+  ``execute_<language>`` ``{"code"}`` for any other language (the action's other
+  ``kwargs`` join the arguments);
 - the observation answering a call -> ``tool`` with its ``tool_call_id``; any other
   observation is shown to the model as ``user`` text (web pages as URL + accessibility
-  tree, images as ``[Image: path]``);
+  tree);
+- images are shown the way TRL's vision-language SFT reads them: the message's
+  ``content`` becomes a list of parts, ``{"type": "image"}`` where the image goes and
+  ``{"type": "text", "text": ...}``, and the record's ``images`` lists the image paths
+  in the order of those parts (paths as ADP has them: relative to the file ember read);
+  every other message of such a record is written in parts too, as TRL expects.
+  TRL fills images only into user, assistant and system messages, so an image that is
+  a call's result answers the call as text (``[Image: path]`` and its labelled
+  elements) and is shown in a user message right after;
 - a description (the thought before an action) -> the assistant ``content``, and
   ``reasoning_content`` where the event has one; a message_action -> plain assistant
   content, with its ``answer`` written as ADP's ``<solution> … </solution>``.
@@ -35,7 +45,7 @@ import ast
 import json
 
 from ember.adp.mapping import ConvertError
-from ember.adp.model import EVENT_CLASSES, normalize_language, split_final_tags
+from ember.adp.model import EVENT_CLASSES, code_language, normalize_language, split_final_tags
 
 CALLS = ("api_action", "code_action")
 
@@ -159,6 +169,7 @@ def kwargs_of(event: dict, linked: bool) -> dict:
 
 
 def code_tool(language: str) -> tuple[str, str]:
+    """(tool name, argument holding the code) for a language."""
     lang = normalize_language(language)
     return CODE_TOOLS.get(lang, (f"execute_{lang}", "code"))
 
@@ -166,8 +177,12 @@ def code_tool(language: str) -> tuple[str, str]:
 def call_of(event: dict, linked: bool) -> tuple[str, dict]:
     """(function name, arguments) of an api_action or code_action."""
     if event["class_"] == "code_action":
-        name, arg = code_tool(event["language"])
-        return name, {arg: event.get("content") or ""}
+        name, arg = code_tool(code_language(event))
+        extra = event.get("kwargs")
+        args = {arg: event.get("content") or ""}
+        if isinstance(extra, dict):
+            args.update((k, v) for k, v in extra.items() if k != arg)
+        return name, args
     return event["function"], kwargs_of(event, linked)
 
 
@@ -177,11 +192,37 @@ def web_text(event: dict) -> str:
     return f"URL: {event['url']}\n\n{page}" if event.get("url") else page
 
 
-def image_text(event: dict) -> str:
-    text = f"[Image: {event.get('content') or ''}]"
+def image_notes(event: dict) -> str:
+    """The labelled elements of an image, as text ("" when it has none)."""
     notes = [a.get("text") for a in event.get("annotations") or () if isinstance(a, dict)]
     notes = [n for n in notes if n]
-    return text + ("\n" + "Elements detected: " + ", ".join(notes) if notes else "")
+    return "Elements detected: " + ", ".join(notes) if notes else ""
+
+
+def image_text(event: dict) -> str:
+    text = f"[Image: {event.get('content') or ''}]"
+    notes = image_notes(event)
+    return text + ("\n" + notes if notes else "")
+
+
+def event_images(event: dict) -> list[str]:
+    """The image paths an observation shows (an image, a web page's screenshot)."""
+    if event["class_"] == "image_observation":
+        return [event.get("content") or ""]
+    shot = event.get("image_observation") if event["class_"] == "web_observation" else None
+    return [shot["content"]] if isinstance(shot, dict) and shot.get("content") else []
+
+
+def add_text(message: dict, text: str) -> None:
+    """Append text to a message whose content is a string or a list of parts."""
+    if isinstance(message["content"], str):
+        message["content"] = _join(message["content"], text)
+    elif text:
+        parts = message["content"]
+        if parts and parts[-1].get("type") == "text":
+            parts[-1]["text"] = _join(parts[-1]["text"], text)
+        else:
+            parts.append({"type": "text", "text": text})
 
 
 def observation_text(event: dict) -> str:
@@ -253,6 +294,7 @@ def export(trajectory: dict) -> dict:
     calls: list[tuple[str, dict]] = []
     unanswered: list[str] = []  # ids of the last assistant message's open calls
     answered: set[str] = set()
+    images: list[str] = []  # image paths, in the order of the image parts
 
     def close_calls():
         # the conversation moves on: give open calls an empty answer so the chat stays valid
@@ -262,7 +304,7 @@ def export(trajectory: dict) -> dict:
         unanswered.clear()
 
     def say(role: str, content: str, *, reasoning: str | None = None,
-            tool_call: dict | None = None):
+            tool_call: dict | None = None, image: str | None = None):
         last = messages[-1] if messages else None
         if role == "assistant" and last and last["role"] == "assistant" and not (
                 last.get("tool_calls") and tool_call is None):
@@ -270,7 +312,10 @@ def export(trajectory: dict) -> dict:
             if reasoning:
                 last["reasoning_content"] = _join(last.get("reasoning_content"), reasoning)
         elif role == "user" and last and last["role"] == "user":
-            last["content"] = _join(last["content"], content)
+            if image is not None:
+                add_image(last, image)
+            else:
+                add_text(last, content)
             return
         else:
             if role != "tool":
@@ -279,11 +324,28 @@ def export(trajectory: dict) -> dict:
             if reasoning:
                 last["reasoning_content"] = reasoning
             messages.append(last)
+            if image is not None:
+                last["content"] = []
+                add_image(last, image)
         if tool_call is not None:
             last.setdefault("tool_calls", []).append(tool_call)
 
+    def add_image(message: dict, path: str) -> None:
+        if isinstance(message["content"], str):
+            message["content"] = [{"type": "text", "text": message["content"]}] \
+                if message["content"] else []
+        message["content"].append({"type": "image"})
+        images.append(path)
+
+    pending_images: list[str] = []  # images of call results, shown once the results are in
+
     for event, cid in zip(events, ids):
         cls = event["class_"]
+        answers_a_call = cid is not None and cid not in answered and cls not in CALLS
+        if pending_images and not answers_a_call:  # the call results are all in
+            for path in pending_images:
+                say("user", "", image=path)
+            pending_images.clear()
         if cls in CALLS:
             name, args = call_of(event, linked)
             calls.append((name, args))
@@ -301,13 +363,34 @@ def export(trajectory: dict) -> dict:
             answered.add(cid)
             if cid in unanswered:
                 unanswered.remove(cid)
+            for path in event_images(event):
+                pending_images.append(path)
         elif cls == "text_observation" and event.get("source") == "agent":
             say("assistant", event.get("content") or "")
         elif cls == "text_observation" and event.get("source") == "user" and \
                 event.get("name") == "system" and not messages:
             messages.append({"role": "system", "content": event.get("content") or ""})
+        elif cls == "image_observation":
+            say("user", "", image=event.get("content") or "")
+            notes = image_notes(event)
+            if notes:
+                say("user", notes)
+        elif cls == "web_observation" and event_images(event):
+            say("user", observation_text(event))
+            for path in event_images(event):
+                say("user", "", image=path)
         else:
             say("user", observation_text(event))
-    code_tools = {code_tool(e["language"])[0] for e in events if e["class_"] == "code_action"}
-    return {"id": str(trajectory.get("id")), "messages": messages,
-            "tools": derive_tools(calls, trajectory.get("tools"), code_tools)}
+    for path in pending_images:
+        say("user", "", image=path)
+    code_tools = {code_tool(code_language(e))[0] for e in events if e["class_"] == "code_action"}
+    record = {"id": str(trajectory.get("id")), "messages": messages,
+              "tools": derive_tools(calls, trajectory.get("tools"), code_tools)}
+    if images:
+        # TRL puts images into the first user message written as a plain string; with
+        # every message in parts it fills our placeholders instead
+        for message in messages:
+            if message["role"] != "tool" and isinstance(message["content"], str):
+                message["content"] = [{"type": "text", "text": message["content"]}]
+        record["images"] = images
+    return record

@@ -22,7 +22,7 @@ from ember.adp.export.openhands import (CALL_SYNTAX, add_turn, call_code, fits, 
 from ember.adp.export.sft_chat import (CALLS, events_of, final_parts, is_linked, link,
                                        message_text, observation_text)
 from ember.adp.mapping import ConvertError
-from ember.adp.model import normalize_language
+from ember.adp.model import code_language, normalize_language
 
 TOOLS = {
     "bash": (("command",), ()),
@@ -66,7 +66,7 @@ def export(trajectory: dict) -> dict:
     for event, cid in zip(events, ids):
         cls = event["class_"]
         if cls == "code_action":
-            lang = normalize_language(event["language"])
+            lang = normalize_language(code_language(event))
             code = event.get("content") or ""
             if lang == "python":
                 code = f"python -c {bash_ansi_c(code)}"

@@ -19,9 +19,10 @@ become the trajectory's ``tools``; the id comes from ``session_id`` by default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ember.adp.mapping import BaseMapping, ConvertError, get_field, record_details, record_id, typed
+from ember.adp.mapping import (BaseMapping, ConvertError, get_field, mark_final, option,
+                               record_details, record_id, typed)
 from ember.adp.model import (api_action, code_action, image_observation, message_action,
                              text_observation, trajectory, web_observation)
 
@@ -30,9 +31,21 @@ CODE_TOOLS = {"execute_bash": ("bash", "command"), "execute_ipython_cell": ("pyt
 
 @dataclass
 class Mapping(BaseMapping):
-    id: str = field(default="session_id", metadata={
-        "help": "Field holding the trajectory id (ATIF v1.7 may use trajectory_id)."})
-    steps: str = field(default="steps", metadata={"help": "Field holding the list of steps."})
+    id: str = option("session_id", "Field holding the trajectory id (ATIF v1.7 may use "
+                                   "trajectory_id).", reads="template")
+    steps: str = option("steps", "Field holding the list of steps.", reads="path")
+
+    def consumed(self) -> frozenset[str]:
+        return super().consumed() | ATIF_FIELDS
+
+    def turn_keys(self):
+        return self.steps, STEP_FIELDS
+
+
+# What the reader takes from a trajectory and from each step.
+ATIF_FIELDS = frozenset(("schema_version", "agent", "extra"))
+STEP_FIELDS = frozenset(("step_id", "source", "message", "reasoning_content", "tool_calls",
+                         "observation", "extra"))
 
 
 def _adp(obj: dict) -> dict:
@@ -76,9 +89,13 @@ def _call(call: dict, description: str | None, reasoning: str | None, where: str
             and set(args) == {CODE_TOOLS[name][1]}:
         language = CODE_TOOLS[name][0]
     if language is not None:
-        code = args.get(CODE_TOOLS.get(name, (None, "code"))[1], args.get("code", ""))
+        arg = CODE_TOOLS.get(name, (None, "code"))[1]
+        if arg not in args:
+            arg = "code"
+        code = args.get(arg, "")
+        extra = {k: v for k, v in args.items() if k != arg}  # the code tool's other arguments
         event = code_action(language, typed(code, str, f"{where}.arguments"), description,
-                            tool_call_id=cid, reasoning_content=reasoning)
+                            tool_call_id=cid, reasoning_content=reasoning, kwargs=extra or None)
     else:
         event = api_action(name, args, description, tool_call_id=cid, reasoning_content=reasoning)
     if meta.get("reward") is not None:
@@ -169,6 +186,7 @@ def converter(mapping: Mapping):
         details.update(record_details(record, mapping))
         agent = record.get("agent")
         tools = agent.get("tool_definitions") if isinstance(agent, dict) else None
+        mark_final(events, mapping)
         return trajectory(record_id(record, mapping), events, details,
                           tools=tools if isinstance(tools, list) else None)
 

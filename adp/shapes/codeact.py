@@ -6,45 +6,50 @@ block (CodeActInstruct) or, with ``fenced``, the first Markdown fence that names
 language (```` ```python ````, Code-Feedback) becomes a ``code_action``. The text before
 the tag is the description; text after the closing tag is dropped, as in ADP. Any other
 assistant turn is a plain message. A user turn starting with ``observation_prefix`` is
-the environment's reply: the prefix is cut and, right after a code action, both get a
-``tool_call_id`` (``call_0``, ``call_1``, …). Other user turns are user messages, with
-``task_prefix`` cut. A last assistant message is final.
+the environment's reply: the prefix (and an ``observation_suffix``) is cut and, right
+after a code action, both get a ``tool_call_id`` (``call_0``, ``call_1``, …). Other user
+turns are user messages, with ``task_prefix`` cut. A last assistant message is final.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ember.adp.mapping import ConvertError
+from ember.adp.mapping import ConvertError, option
 from ember.adp.model import code_action, message_action, text_observation
 from ember.adp.shapes import sharegpt
+from ember.adp.text import (compile_replacements, compile_suffix, cut_prefix, cut_suffix,
+                            replace_all)
 
 FENCE_OPENING = re.compile(r"```(\w*)\n")
 
 
 @dataclass
 class Mapping(sharegpt.Mapping):
-    execute_tag: str | None = field(default="execute", metadata={
-        "help": "Tag around code to run (`<execute>`); null to ignore such tags."})
-    solution_tag: str | None = field(default="solution", metadata={
-        "help": "Tag around a proposed answer (`<solution>`); null to ignore such tags."})
-    fenced: bool = field(default=False, metadata={
-        "help": "The first Markdown code fence with a language in an assistant turn is "
-                "a code action (tags, when set, are tried first)."})
-    language: str = field(default="python", metadata={
-        "help": "Language of code inside the execute tag."})
-    observation_prefix: str = field(default=r"Observation:\n", metadata={
-        "help": "Regex matched at the start of a user turn that marks it as the "
-                "environment's reply; the match is cut."})
-    task_prefix: str | None = field(default=r"Task:\n", metadata={
-        "help": "Regex matched at the start of other user turns and cut."})
-    replace: dict[str, str] = field(default_factory=dict, metadata={
-        "help": "Literal text replacements in user and environment turns (e.g. rewording "
-                "a warning that spells out the raw action syntax)."})
+    execute_tag: str | None = option("execute", "Tag around code to run (`<execute>`); null to "
+                                                "ignore such tags.")
+    solution_tag: str | None = option("solution", "Tag around a proposed answer (`<solution>`); "
+                                                  "null to ignore such tags.")
+    fenced: bool = option(False, "The first Markdown code fence with a language in an "
+                                 "assistant turn is a code action (tags, when set, are tried "
+                                 "first).")
+    language: str = option("python", "Language of code inside the execute tag.")
+    observation_prefix: str = option(r"Observation:\n", "Regex matched at the start of a user "
+                                     "turn that marks it as the environment's reply; the match "
+                                     "is cut.", regex="value")
+    observation_suffix: str | None = option(None, "Regex matched at the end of the "
+                                                  "environment's reply and cut.", regex="value")
+    task_prefix: str | None = option(r"Task:\n", "Regex matched at the start of other user "
+                                                 "turns and cut.", regex="value")
+    replace: dict[str, str] = option({}, "Regex -> replacement (re.sub, every match) in user "
+                                         "and environment turns, e.g. rewording a warning that "
+                                         "spells out the raw action syntax.", regex="keys")
 
     def __post_init__(self):
         super().__post_init__()
+        self._replace = compile_replacements(self.replace)
+        self._suffix = compile_suffix(self.observation_suffix)
         self._tags = [(kind, _tag_finder(tag)) for kind, tag in (("solution", self.solution_tag),
                                                                  ("execute", self.execute_tag))
                       if tag]
@@ -97,11 +102,6 @@ def _assistant(text: str, mapping: Mapping) -> dict:
     return message_action(text)
 
 
-def _cut(pattern: re.Pattern | None, text: str) -> tuple[str, bool]:
-    found = pattern.match(text) if pattern else None
-    return (text[found.end():], True) if found else (text, False)
-
-
 def converter(mapping: Mapping):
     def convert(record: dict) -> dict:
         events: list[dict] = []
@@ -114,13 +114,13 @@ def converter(mapping: Mapping):
                 events.append(text_observation(text, "user", name="system"))
                 continue
             if role == "user":
-                text, observed = _cut(mapping._observation, text)
+                text, observed = cut_prefix(mapping._observation, text)
                 if observed:
                     role = "environment"
+                    text = cut_suffix(mapping._suffix, text)
                 else:
-                    text, _ = _cut(mapping._task, text)
-            for old, new in mapping.replace.items():
-                text = text.replace(old, new)
+                    text, _ = cut_prefix(mapping._task, text)
+            text = replace_all(mapping._replace, text)
             call_id = None
             if role == "environment" and events and events[-1]["class_"] == "code_action":
                 call_id = events[-1]["tool_call_id"] = f"call_{calls}"

@@ -5,17 +5,19 @@ The assistant writes its reasoning, then ``<function=NAME><parameter=KEY>VALUE</
 call becomes an action described by the text before it; tool output comes back as the
 next user turn. The tools are read from the system prompt's ``---- BEGIN FUNCTION #n:
 NAME ----`` blocks into OpenAI function specs, and parameter values are typed by them
-(``insert_line`` 5 is an int, ``view_range`` a list). Everything else — which tools are
-code, output prefixes — is the shared walk of ``openai_messages``.
+(``insert_line`` 5 is an int, ``view_range`` a list). A last call whose closing tags are
+missing (a truncated or sloppy final ``<function=finish>``) runs to the end of the turn,
+unless ``unclosed_last_call`` is false. Everything else — which tools are code, output
+prefixes — is the shared walk of ``openai_messages``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ember.adp.mapping import ConvertError, get_field
+from ember.adp.mapping import ConvertError, get_field, option
 from ember.adp.shapes.openai_messages import (Call, Mapping as MessagesMapping, clean_tools,
                                               make_converter, message_text)
 
@@ -29,11 +31,12 @@ _TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean
 
 @dataclass
 class Mapping(MessagesMapping):
-    user_outputs: bool = field(default=True, metadata={
-        "help": "Tool output comes back as the next user turn."})
-    tools_from_system: bool = field(default=True, metadata={
-        "help": "Read tool specs from the system prompt's BEGIN FUNCTION blocks "
-                "(when `tools` names no field)."})
+    user_outputs: bool = option(True, "Tool output comes back as the next user turn.")
+    tools_from_system: bool = option(True, "Read tool specs from the system prompt's BEGIN "
+                                           "FUNCTION blocks (when `tools` names no field).")
+    unclosed_last_call: bool = option(True, "A last `<function=...>` without its closing tag "
+                                            "(nor those of its last parameter) runs to the end "
+                                            "of the turn; false rejects the record.")
 
 
 def tools_from_prompt(prompt: str) -> list[dict]:
@@ -87,10 +90,11 @@ def _value(raw: str, kind: str | None):
     return text
 
 
-def _tags(text: str, tag: str):
+def _tags(text: str, tag: str, unclosed: bool = False):
     """``(name, body, start, end)`` of each ``<tag=name>body</tag>`` in ``text``: the matches
     of ``re.finditer(r"<tag=([^>\\s]+)>(.*?)</tag>", text, re.S)``, found with ``str.find``
-    (the regex's lazy ``.*?`` costs a step per character of the body)."""
+    (the regex's lazy ``.*?`` costs a step per character of the body). With ``unclosed``,
+    a last opening without its closing tag runs to the end of the text."""
     opening, closing = f"<{tag}=", f"</{tag}>"
     pos = 0
     while (start := text.find(opening, pos)) >= 0:
@@ -99,18 +103,24 @@ def _tags(text: str, tag: str):
             pos = start + 1
             continue
         end = text.find(closing, name.end())
-        if end < 0:
-            return  # no closing tag after this opening, so none after any later one
+        if end < 0:  # no closing tag after this opening, so none after any later one
+            if unclosed:
+                yield name[1], text[name.end():], start, len(text)
+            return
         yield name[1], text[name.end():end], start, end + len(closing)
         pos = end + len(closing)
 
 
-def parse_calls(text: str, types: dict[str, dict[str, str]]) -> tuple[str, list[Call]]:
-    """Split a turn into (text, calls); each call is described by the text just before it."""
+def parse_calls(text: str, types: dict[str, dict[str, str]],
+                unclosed: bool = True) -> tuple[str, list[Call]]:
+    """Split a turn into (text, calls); each call is described by the text just before it.
+    ``unclosed``: a last call missing its closing tags runs to the end of the turn."""
     calls, pos = [], 0
-    for name, body, start, end in _tags(text, "function"):
+    for name, body, start, end in _tags(text, "function", unclosed):
         kinds = types.get(name, {})
-        args = {k: _value(v, kinds.get(k)) for k, v, _, _ in _tags(body, "parameter")}
+        closed = end < len(text) or text.endswith("</function>")
+        args = {k: _value(v.rstrip() if not closed else v, kinds.get(k))
+                for k, v, _, _ in _tags(body, "parameter", unclosed and not closed)}
         calls.append(Call(name, args, thought=text[pos:start]))
         pos = end
     if not calls and "<function=" in text:
@@ -129,6 +139,6 @@ def converter(mapping: Mapping):
         types = {t["function"]["name"]: {k: v.get("type") for k, v in t["function"].get(
             "parameters", {}).get("properties", {}).items() if isinstance(v, dict)}
                  for t in tools or []}
-        return tools, lambda msg, text: parse_calls(text, types)
+        return tools, lambda msg, text: parse_calls(text, types, mapping.unclosed_last_call)
 
     return make_converter(mapping, prepare)

@@ -1,12 +1,16 @@
 """OpenAI chat messages: ``role``/``content`` turns whose tool calls sit in ``tool_calls``.
 
-Walks the message list once. System turns are skipped. An assistant turn becomes one
-action per tool call (``code_tools`` become code actions, ``finish_tools`` a final
-message, the rest API actions), or a message when it calls nothing; its text is the
-actions' description. A ``tool`` turn is the output of the call it names; with
-``user_outputs``, a user turn that arrives while a call still waits for output is that
-output too (harnesses that send results as user text, ``OBSERVATION: ...``); any other
-user turn is user text.
+Walks the message list once. System turns follow ``system`` (dropped by default). An
+assistant turn becomes one action per tool call (``tool_calls``, the legacy
+``function_call``, or a list of structured calls named by ``calls``): ``code_tools``
+become code actions (their other arguments kept in ``kwargs``), ``finish_tools`` a final
+message, the rest API actions; or a message when it calls nothing. Its text is the
+actions' description (``text_with_calls: message`` makes it a message before them), and
+a ``thought_key`` field is the description of its message or actions. A ``tool`` turn is
+the output of the call it names; with ``user_outputs``, a user turn that arrives while a
+call still waits for output is that output too (harnesses that send results as user
+text, ``OBSERVATION: ...``); any other user turn is user text. An ``image`` of the
+record is an image observation where ``image_placeholder`` stands in a user turn.
 Outputs are placed right after their own call, so parallel calls read call, output,
 call, output. Tool specs come from the ``tools`` field when the mapping names one.
 
@@ -20,13 +24,16 @@ from __future__ import annotations
 
 import ast
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
-from ember.adp.mapping import (BaseMapping, ConvertError, get_field, record_details,
-                               record_id, typed)
-from ember.adp.model import (api_action, code_action, message_action, text_observation,
-                             trajectory)
+from ember.adp.mapping import (SYSTEM_CHOICES, SYSTEM_HELP, BaseMapping, ConvertError, get_field,
+                               is_template, mark_final, option, record_details, record_id,
+                               render, typed)
+from ember.adp.model import (api_action, code_action, image_observation, message_action,
+                             text_observation, trajectory)
+from ember.adp.text import (compile_prefix, compile_replacements, compile_suffix, cut_suffix,
+                            replace_all)
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "human": "user",
          "assistant": "assistant", "gpt": "assistant", "ai": "assistant", "agent": "assistant",
@@ -35,42 +42,89 @@ ROLES = {"system": "system", "developer": "system", "user": "user", "human": "us
 
 @dataclass
 class Mapping(BaseMapping):
-    messages: str = field(default="messages", metadata={
-        "help": "Field holding the message list (a JSON string of one is accepted)."})
-    events: str = field(default="openai", metadata={
-        "help": "How the list is written: `openai` chat messages, or `openhands` events."})
-    role_key: str = field(default="role", metadata={"help": "Key of a message's role."})
-    content_keys: list[str] = field(default_factory=lambda: ["content"], metadata={
-        "help": "Keys of a message's text, tried in order."})
-    roles: dict[str, str] = field(default_factory=dict, metadata={
-        "help": "Extra raw role -> system/user/assistant/tool."})
-    tools: str = field(default="", metadata={
-        "help": "Field holding OpenAI tool specs (list or JSON string), if the record has it."})
-    code_tools: dict[str, dict] = field(default_factory=dict, metadata={
-        "help": "Tool -> {language, argument}: calls that become code actions."})
-    finish_tools: dict[str, str] = field(default_factory=dict, metadata={
-        "help": "Tool -> argument holding the final message: calls that end the episode."})
-    finish_default: str = field(default="", metadata={
-        "help": "Final message text when a finish call carries none."})
-    call_strings: dict[str, str] = field(default_factory=dict, metadata={
-        "help": "Tool -> argument holding one Python-style call (`click('12')`), "
-                "read as that call."})
-    positional_args: dict[str, list[str]] = field(default_factory=dict, metadata={
-        "help": "Function -> parameter names, for positional arguments of call strings."})
-    drop_arguments: list[str] = field(default_factory=list, metadata={
-        "help": "Call arguments to leave out of API actions (harness bookkeeping)."})
-    skip_calls: list[str] = field(default_factory=list, metadata={
-        "help": "Calls and observation kinds that are harness bookkeeping, left out."})
-    user_outputs: bool = field(default=False, metadata={
-        "help": "A user turn that comes while a call waits for output is that output "
-                "(harnesses that send tool results as user text)."})
-    observation_prefix: str = field(default="", metadata={
-        "help": "Text to strip from the start of tool output, e.g. `OBSERVATION:`."})
-    replace: dict[str, str] = field(default_factory=dict, metadata={
-        "help": "Literal text replacements applied to user turns."})
-    keep_if: str = field(default="", metadata={
-        "help": "Field that must be true (e.g. `resolved`), else the record is rejected "
-                "as `filtered-out`."})
+    messages: str = option("messages", "Field holding the message list (a JSON string of one "
+                                       "is accepted).", reads="path")
+    events: str = option("openai", "How the list is written: `openai` chat messages, or "
+                                   "`openhands` events.")
+    role_key: str = option("role", "Key of a message's role.")
+    content_keys: list[str] = option(["content"], "Keys of a message's text, tried in order.")
+    roles: dict[str, str] = option({}, "Extra raw role -> system/user/assistant/tool.")
+    system: str = option("drop", SYSTEM_HELP)
+    tools: str = option("", "Field holding OpenAI tool specs (list or JSON string), if the "
+                            "record has it.", reads="path")
+    thought_key: str | None = option(None, "Key of a message's reasoning, written as the "
+                                           "description of its message or actions (e.g. "
+                                           "`thoughts`).")
+    calls: dict[str, str] = option({}, "Calls written as a list inside the message: `{list: "
+                                       "KEY, name: KEY, arguments: KEY}` (arguments an object "
+                                       "or JSON text), e.g. `{list: actions, name: API_name, "
+                                       "arguments: API_params}`; read where a message has no "
+                                       "`tool_calls`.")
+    text_with_calls: str = option("description", "The text of an assistant message that also "
+                                  "calls tools: the `description` of its actions, or a "
+                                  "`message` of its own before them.")
+    image: str | None = option(None, "Field (or template, e.g. `images/{source}/{file}`) "
+                                     "holding the record's image path, or a list of them: "
+                                     "each becomes a user image_observation where "
+                                     "`image_placeholder` stands in a user message, else "
+                                     "before the first one.", reads="template")
+    image_placeholder: str = option("<image>", "Text marking an image's place in a user "
+                                               "message; it is cut with one line break next "
+                                               "to it.")
+    code_tools: dict[str, dict] = option({}, "Tool -> {language, argument}: calls that become "
+                                             "code actions; their other arguments go to the "
+                                             "action's `kwargs`.")
+    finish_tools: dict[str, str] = option({}, "Tool -> argument holding the final message: "
+                                              "calls that end the episode.")
+    finish_default: str = option("", "Final message text when a finish call carries none.")
+    call_strings: dict[str, str] = option({}, "Tool -> argument holding one Python-style call "
+                                              "(`click('12')`), read as that call.")
+    positional_args: dict[str, list[str]] = option({}, "Function -> parameter names, for "
+                                                       "positional arguments of call strings.")
+    drop_arguments: list[str] = option([], "Call arguments to leave out of API actions (harness "
+                                           "bookkeeping).")
+    skip_calls: list[str] = option([], "Calls and observation kinds that are harness "
+                                       "bookkeeping, left out.")
+    user_outputs: bool = option(False, "A user turn that comes while a call waits for output is "
+                                       "that output (harnesses that send tool results as user "
+                                       "text).")
+    observation_prefix: str = option("", "Regex cut from the start of tool output, e.g. "
+                                         "`\\s*OBSERVATION:\\n*`.", regex="value")
+    observation_suffix: str = option("", "Regex cut from the end of tool output.",
+                                     regex="value")
+    replace: dict[str, str] = option({}, "Regex -> replacement (re.sub, every match) applied to "
+                                         "user turns.", regex="keys")
+    keep_if: str = option("", "Field that must be true (e.g. `resolved`), else the record is "
+                              "rejected as `filtered-out`.", reads="path")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.system not in SYSTEM_CHOICES:
+            raise ValueError(f"system must be one of {', '.join(SYSTEM_CHOICES)}, "
+                             f"got {self.system!r}")
+        if self.text_with_calls not in ("description", "message"):
+            raise ValueError(f"text_with_calls must be description or message, "
+                             f"got {self.text_with_calls!r}")
+        if self.calls and set(self.calls) != {"list", "name", "arguments"}:
+            raise ValueError(f"calls needs exactly the keys list, name and arguments, got "
+                             f"{', '.join(sorted(self.calls))}")
+        for name, spec in self.code_tools.items():
+            if not isinstance(spec.get("argument", "command"), str) or \
+                    not isinstance(spec.get("language", "bash"), str):
+                raise ValueError(f"code_tools.{name} is {{language, argument}}, got {spec!r}")
+
+    def turn_keys(self):
+        if self.events == "openhands":
+            return self.messages, OPENHANDS_KEYS
+        keys = {self.role_key, *self.content_keys, "tool_calls", "function_call",
+                "tool_call_id", "name"}
+        keys.update(k for k in (self.thought_key, self.calls.get("list")) if k)
+        return self.messages, frozenset(keys)
+
+
+# What the OpenHands reader takes from an event.
+OPENHANDS_KEYS = frozenset(("action", "observation", "args", "extras", "content", "message",
+                            "source", "tool_call_metadata"))
 
 
 class Call(NamedTuple):
@@ -155,32 +209,64 @@ def parse_call_string(text: str, positional: dict[str, list[str]]) -> tuple[str,
 # --- OpenAI tool calls ------------------------------------------------------------------
 
 
+def _call(name: Any, args: Any, where: str, call_id: Any = None) -> Call:
+    if not isinstance(name, str) or not name:
+        raise ConvertError("unparseable-action", f"{where} has no function name")
+    if args in (None, ""):
+        args = {}
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except ValueError:
+            raise ConvertError("unparseable-action",
+                               f"arguments of {name} are not JSON: {args[:80]!r}") from None
+    typed(args, dict, f"arguments of {name}")
+    return Call(name, args, call_id or None)
+
+
 def read_tool_calls(msg: dict, text: str) -> tuple[str, list[Call]]:
+    """``tool_calls``, or the legacy single ``function_call`` ({name, arguments})."""
     calls = []
     for i, tc in enumerate(msg.get("tool_calls") or []):
         typed(tc, dict, f"tool_calls[{i}]")
         fn = typed(tc.get("function"), dict, f"tool_calls[{i}].function")
-        name = fn.get("name")
-        if not isinstance(name, str) or not name:
-            raise ConvertError("unparseable-action", f"tool_calls[{i}] has no function name")
-        args = fn.get("arguments")
-        if args in (None, ""):
-            args = {}
-        if isinstance(args, str):
-            try:
-                args = json.loads(args)
-            except ValueError:
-                raise ConvertError("unparseable-action",
-                                   f"arguments of {name} are not JSON: {args[:80]!r}") from None
-        typed(args, dict, f"arguments of {name}")
-        calls.append(Call(name, args, tc.get("id") or None))
+        name, args = fn.get("name"), fn.get("arguments")
+        if isinstance(name, str) and name and isinstance(args, dict):
+            calls.append(Call(name, args, tc.get("id") or None))  # the common case, inline
+        else:
+            calls.append(_call(name, args, f"tool_calls[{i}]", tc.get("id")))
+    legacy = msg.get("function_call")
+    if not calls and legacy is not None:
+        typed(legacy, dict, "function_call")
+        calls.append(_call(legacy.get("name"), legacy.get("arguments"), "function_call"))
     return text, calls
 
 
+def list_calls(spec: dict[str, str]) -> Callable[[dict, str], tuple[str, list[Call]]]:
+    """Calls from a list in the message (``calls: {list, name, arguments}``)."""
+    key, name_key, args_key = spec["list"], spec["name"], spec["arguments"]
+
+    def read(msg: dict, text: str) -> tuple[str, list[Call]]:
+        text, calls = read_tool_calls(msg, text)
+        if calls:
+            return text, calls
+        items = msg.get(key) or []
+        typed(items, list, key)
+        for i, item in enumerate(items):
+            typed(item, dict, f"{key}[{i}]")
+            calls.append(_call(item.get(name_key), drop_nulls(item.get(args_key)),
+                               f"{key}[{i}]"))
+        return text, calls
+
+    return read
+
+
 def openai_prepare(mapping: Mapping) -> Prepare:
+    read = list_calls(mapping.calls) if mapping.calls else read_tool_calls
+
     def prepare(record: dict, messages: list[dict]):
         tools = clean_tools(get_field(record, mapping.tools, None)) if mapping.tools else None
-        return tools, read_tool_calls
+        return tools, read
     return prepare
 
 
@@ -224,6 +310,10 @@ def make_converter(mapping: Mapping, prepare: Prepare) -> Callable[[dict], dict]
     if mapping.events not in ("openai", "openhands"):
         raise ValueError(f"events: {mapping.events!r} is not one of: openai, openhands")
     roles = {**ROLES, **mapping.roles}
+    obs_prefix = compile_prefix(mapping.observation_prefix)
+    obs_suffix = compile_suffix(mapping.observation_suffix)
+    replacements = compile_replacements(mapping.replace)
+    as_message = mapping.text_with_calls == "message"
 
     def to_event(call: Call, thought: str | None, call_id: str) -> tuple[dict, bool]:
         """The event for one call, and whether it expects output."""
@@ -236,12 +326,15 @@ def make_converter(mapping: Mapping, prepare: Prepare) -> Callable[[dict], dict]
                 name, args = parsed
         if name in mapping.code_tools:
             spec = mapping.code_tools[name]
-            code = args.get(spec.get("argument", "command"))
+            argument = spec.get("argument", "command")
+            code = args.get(argument)
             if not isinstance(code, str):
                 raise ConvertError("unparseable-action",
-                                   f"{name} call has no string '{spec.get('argument')}'")
+                                   f"{name} call has no string '{argument}'")
+            extra = {k: v for k, v in args.items()
+                     if k != argument and k not in mapping.drop_arguments}
             return code_action(spec.get("language", "bash"), code, thought,
-                               tool_call_id=call_id), True
+                               tool_call_id=call_id, kwargs=extra or None), True
         if name in mapping.finish_tools:
             text = args.get(mapping.finish_tools[name])
             if not isinstance(text, str) or not text.strip():
@@ -249,6 +342,10 @@ def make_converter(mapping: Mapping, prepare: Prepare) -> Callable[[dict], dict]
             return message_action(text, thought, final=True), False
         kwargs = {k: v for k, v in args.items() if k not in mapping.drop_arguments}
         return api_action(name, kwargs, thought, tool_call_id=call_id), True
+
+    def thought_of(msg: dict) -> str | None:
+        value = msg.get(mapping.thought_key) if mapping.thought_key else None
+        return value.strip() or None if isinstance(value, str) else None
 
     def convert(record: dict) -> dict:
         typed(record, dict, "record")
@@ -266,10 +363,12 @@ def make_converter(mapping: Mapping, prepare: Prepare) -> Callable[[dict], dict]
             if not isinstance(msg, dict):
                 typed(msg, dict, f"message {i}")
         tools, read_calls = prepare(record, messages)
+        images = record_images(record, mapping) if mapping.image else []
 
         events: list[dict] = []
         turn: list[list] = []  # [action event, call id, [its outputs]] of the open turn
         n_calls = 0
+        first_user = None  # where images without a placeholder go
 
         def flush():
             for event, _, outputs in turn:
@@ -291,14 +390,25 @@ def make_converter(mapping: Mapping, prepare: Prepare) -> Callable[[dict], dict]
                 raise ConvertError("unknown-role", f"message {i} has role {raw_role!r}")
             text = message_text(msg, mapping.content_keys)
             if role == "system":
+                if mapping.system == "observation" and text.strip():
+                    flush()
+                    events.append(text_observation(text, "user", name="system"))
                 continue
             if role == "assistant":
                 flush()
                 thought, calls = read_calls(msg, text)
+                reasoning = thought_of(msg) if mapping.thought_key else None
                 if not calls:
                     if text.strip():
-                        events.append(message_action(text))
+                        events.append(message_action(text, reasoning))
                     continue
+                if as_message:
+                    if text.strip():
+                        events.append(message_action(text, reasoning))
+                    thought = None
+                elif reasoning:
+                    thought = f"{reasoning}\n\n{thought}" if thought and thought.strip() \
+                        else reasoning
                 for call in calls:
                     call_id = call.id or f"call_{n_calls}"
                     n_calls += 1
@@ -312,7 +422,11 @@ def make_converter(mapping: Mapping, prepare: Prepare) -> Callable[[dict], dict]
                         events.append(event)
                 continue
             if role == "tool" or (mapping.user_outputs and waiting()):
-                output = strip_prefix(text, mapping.observation_prefix)
+                output = text
+                if obs_prefix is not None and (m := obs_prefix.match(output)):
+                    output = output[m.end():]
+                if obs_suffix is not None:
+                    output = cut_suffix(obs_suffix, output)
                 tid = msg.get("tool_call_id") if role == "tool" else None
                 entry = (waiting(tid) if tid else None) or waiting()
                 if entry is None:  # output of nothing we saw called: keep it, in place
@@ -325,24 +439,50 @@ def make_converter(mapping: Mapping, prepare: Prepare) -> Callable[[dict], dict]
                                                      tool_call_id=entry[1]))
                 continue
             flush()
-            for old, new in mapping.replace.items():
-                text = text.replace(old, new)
+            if replacements:
+                text = replace_all(replacements, text)
+            if images and mapping.image_placeholder in text:
+                text = place_images(text, mapping.image_placeholder, images, events)
+            if first_user is None:
+                first_user = len(events)
             events.append(text_observation(text, "user"))
         flush()
+        if images:  # no placeholder took them: they open the first user message
+            at = first_user if first_user is not None else 0
+            events[at:at] = [image_observation(path, "user") for path in images]
         if not any(e["class_"] in ("api_action", "code_action", "message_action")
                    for e in events):
             raise ConvertError("empty-trajectory", "no agent turn in the record")
+        mark_final(events, mapping)
         return trajectory(rid, events, record_details(record, mapping), tools=tools)
 
     return convert
 
 
-def strip_prefix(text: str, prefix: str) -> str:
-    if prefix:
-        stripped = text.lstrip()
-        if stripped.startswith(prefix):
-            return stripped[len(prefix):].lstrip("\n")
-    return text
+def record_images(record: dict, mapping: Mapping) -> list[str]:
+    """The record's image paths (``image``: a field holding one or a list, or a template)."""
+    spec = mapping.image
+    value = render(spec, record) if is_template(spec) else get_field(record, spec)
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        typed(v, str, f"image field '{spec}'")
+    return list(values)
+
+
+def place_images(text: str, placeholder: str, images: list[str], events: list[dict]) -> str:
+    """Append an image observation per placeholder in ``text`` (taking ``images`` in order)
+    and return the text without them, each with one line break next to it."""
+    pieces = text.split(placeholder)
+    for _ in range(min(len(pieces) - 1, len(images))):
+        events.append(image_observation(images.pop(0), "user"))
+    out = pieces[0]
+    for piece in pieces[1:]:
+        if piece.startswith("\n"):
+            piece = piece[1:]
+        elif out.endswith("\n"):
+            out = out[:-1]
+        out += piece
+    return out
 
 
 def converter(mapping: Mapping):

@@ -15,17 +15,21 @@ start); the rule's named groups fill the event::
 
 An assistant turn without an action is an acknowledgement message when it matches
 ``acknowledgement``; otherwise ``unparsed`` says what it becomes. A user turn right after
-a tool action is that action's output (``tool_call_id`` ``call_<n>``); other user turns
-are user messages. A message action that ends the trajectory is final.
+a tool action is that action's output (``tool_call_id`` ``call_<n>``; the
+``observation_prefix`` and ``observation_suffix`` are cut); other user turns are user
+messages, and ``system_roles`` turns follow ``system``. With ``final_last`` (the default)
+a message action that ends the trajectory is final.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ember.adp.mapping import (BaseMapping, ConvertError, get_field, record_details, record_id,
-                               role_and_text, typed)
+from ember.adp.mapping import (SYSTEM_CHOICES, SYSTEM_HELP, BaseMapping, ConvertError, get_field,
+                               mark_final, option, record_details, record_id, role_and_text,
+                               typed)
+from ember.adp.text import compile_phrases, compile_suffix, cut_suffix
 from ember.adp.model import (api_action, code_action, message_action, text_observation,
                              trajectory)
 
@@ -46,42 +50,53 @@ RESERVED_GROUPS = {"thought", "function", "args", "code", "answer", "message"}
 
 @dataclass
 class Mapping(BaseMapping):
-    messages: str = field(default="conversations", metadata={
-        "help": "Field holding the list of turns."})
-    role_key: str = field(default="role", metadata={"help": "Key of a turn's role."})
-    content_key: str = field(default="content", metadata={"help": "Key of a turn's text."})
-    assistant_roles: list[str] = field(default_factory=lambda: ["assistant", "gpt"], metadata={
-        "help": "Role names of the agent; every other role speaks for the user/environment."})
-    prompt_rewrites: list[list[str]] = field(default_factory=list, metadata={
-        "help": "[pattern, replacement] regex substitutions applied in order to the first "
-                "user turn (the task prompt)."})
-    turn: list[str] = field(default_factory=list, metadata={
-        "help": "Regexes splitting an assistant turn into named groups `thought` and "
-                "`action`; the first that matches (re.search) wins."})
-    actions: list[dict] = field(default_factory=list, metadata={
-        "help": "Rules reading the action text: `match` (regex) plus one of `api` (function "
-                "name, or true to take group `function`), `code` (language), `answer: true` "
-                "or `finish: true`. See the module docstring."})
-    lowercase_action: bool = field(default=False, metadata={
-        "help": "Lower-case the action text before matching (and so the arguments)."})
-    non_actions: list[str] = field(default_factory=list, metadata={
-        "help": "Phrases (case-insensitive) that make an action text no action at all, "
-                "e.g. 'task failed'; the turn then counts as unparsed."})
-    acknowledgement: str | None = field(default=None, metadata={
-        "help": "Regex (re.search, case-insensitive) for assistant turns that only "
-                "acknowledge the prompt, e.g. 'Ok.'; they become plain messages."})
-    unparsed: str = field(default="message", metadata={
-        "help": "An assistant turn with no action: `message` (message_action), "
-                "`observation` (text_observation from the agent, as ADP writes it) or "
-                "`error` (reject the record as unparseable-action)."})
-    observation_prefix: str | None = field(default=None, metadata={
-        "help": "Regex stripped from the start of a tool's output, e.g. 'Observation:\\s*'."})
-    tools: dict[str, dict] = field(default_factory=dict, metadata={
-        "help": "name -> {description, parameters: [names] or {name: description}}: the "
-                "tools, copied into the trajectory as OpenAI specs; their parameter order "
-                "names positional `args`, and api actions must name one of them."})
+    final_last: bool = option(True, "Mark the last event final when it is an assistant message.")
+    messages: str = option("conversations", "Field holding the list of turns.", reads="path")
+    role_key: str = option("role", "Key of a turn's role.")
+    content_key: str = option("content", "Key of a turn's text.")
+    assistant_roles: list[str] = option(["assistant", "gpt"], "Role names of the agent; every "
+                                        "other role speaks for the user/environment.")
+    system_roles: list[str] = option(["system"], "Role names of system turns (see `system`).")
+    system: str = option("observation", SYSTEM_HELP)
+    prompt_rewrites: list[list[str]] = option([], "[pattern, replacement] regex substitutions "
+                                              "applied in order to the first user turn (the "
+                                              "task prompt).", regex="pairs")
+    turn: list[str] = option([], "Regexes splitting an assistant turn into named groups "
+                                 "`thought` and `action`; the first that matches (re.search) "
+                                 "wins.", regex="list")
+    actions: list[dict] = option([], "Rules reading the action text: `match` (regex) plus one "
+                                     "of `api` (function name, or true to take group "
+                                     "`function`), `code` (language), `answer: true` or "
+                                     "`finish: true`. See the module docstring.", regex="rules")
+    lowercase_action: bool = option(False, "Lower-case the action text before matching (and so "
+                                           "the arguments).")
+    non_actions: list[str] = option([], "Regexes (searched, case-insensitive) that make an "
+                                        "action text no action at all, e.g. 'task failed'; the "
+                                        "turn then counts as unparsed.", regex="list")
+    acknowledgement: str | None = option(None, "Regex (re.search, case-insensitive) for "
+                                               "assistant turns that only acknowledge the "
+                                               "prompt, e.g. 'Ok.'; they become plain messages.",
+                                         regex="value")
+    unparsed: str = option("message", "An assistant turn with no action: `message` "
+                                      "(message_action), `observation` (text_observation from "
+                                      "the agent, as ADP writes it) or `error` (reject the "
+                                      "record as unparseable-action).")
+    observation_prefix: str | None = option(None, "Regex cut from the start of a tool's output, "
+                                                  "e.g. 'Observation:\\s*'.", regex="value")
+    observation_suffix: str | None = option(None, "Regex cut from the end of a tool's output, "
+                                                  "e.g. '\\s*Please respond\\.$'.",
+                                            regex="value")
+    tools: dict[str, dict] = option({}, "name -> {description, parameters: [names] or {name: "
+                                        "description}}: the tools, copied into the trajectory "
+                                        "as OpenAI specs; their parameter order names "
+                                        "positional `args`, and api actions must name one of "
+                                        "them.")
 
     def __post_init__(self):
+        super().__post_init__()
+        if self.system not in SYSTEM_CHOICES:
+            raise ValueError(f"system must be one of {', '.join(SYSTEM_CHOICES)}, "
+                             f"got {self.system!r}")
         if self.unparsed not in ("message", "observation", "error"):
             raise ValueError(f"unparsed must be message, observation or error, "
                              f"got {self.unparsed!r}")
@@ -163,9 +178,10 @@ def converter(mapping: Mapping):
     rewrites = [(re.compile(p), r) for p, r in mapping.prompt_rewrites]
     ack = re.compile(mapping.acknowledgement, re.I) if mapping.acknowledgement else None
     obs_prefix = re.compile(mapping.observation_prefix) if mapping.observation_prefix else None
-    # one search for all the phrases: does the lower-cased action contain any of them
-    non_actions = (re.compile("|".join(re.escape(p.lower()) for p in mapping.non_actions))
-                   if mapping.non_actions else None)
+    obs_suffix = compile_suffix(mapping.observation_suffix)
+    system_roles = frozenset(mapping.system_roles)
+    # one search for all the patterns, in the lower-cased action
+    non_actions = compile_phrases(mapping.non_actions, re.I)
     params = {name: list(_params(spec)) for name, spec in mapping.tools.items()}
     tools = _openai_tools(mapping.tools)
 
@@ -234,10 +250,16 @@ def converter(mapping: Mapping):
         seen_prompt = False
         for i, turn in enumerate(raw):
             role, text = turn_fields(turn, i)
+            if role in system_roles:
+                if mapping.system == "observation" and text.strip():
+                    events.append(text_observation(text, "user", name="system"))
+                continue
             if role not in mapping.assistant_roles:
                 if pending is not None:
                     if obs_prefix and (m := obs_prefix.match(text)):
                         text = text[m.end():]
+                    if obs_suffix is not None:
+                        text = cut_suffix(obs_suffix, text)
                     events.append(text_observation(text, "environment", tool_call_id=pending))
                     pending = None
                     continue
@@ -268,9 +290,7 @@ def converter(mapping: Mapping):
             events.append(event)
         if not n_agent:
             raise ConvertError("empty-trajectory", "the record has no assistant turns")
-        last = events[-1]
-        if last["class_"] == "message_action":
-            last["final"] = True
+        mark_final(events, mapping)
         return trajectory(traj_id, events, record_details(record, mapping), tools=tools)
 
     return convert

@@ -11,10 +11,11 @@ so both spellings of chat data share this module; ``codeact`` builds on its turn
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ember.adp.mapping import (BaseMapping, ConvertError, get_field, record_details, record_id,
-                               role_and_text, typed)
+from ember.adp.mapping import (SYSTEM_CHOICES, SYSTEM_HELP, BaseMapping, ConvertError, get_field,
+                               mark_final, option, record_details, record_id, role_and_text,
+                               typed)
 from ember.adp.model import message_action, text_observation, trajectory
 
 ROLES = ("user", "assistant", "system", "environment")
@@ -29,33 +30,32 @@ DEFAULT_ROLES = {
 
 @dataclass
 class Mapping(BaseMapping):
-    messages: str = field(default="conversations", metadata={
-        "help": "Field holding the list of turns."})
-    role_key: str = field(default="from", metadata={
-        "help": "Key of a turn's role (`from` in ShareGPT, `role` in OpenAI-style chats)."})
-    content_key: str = field(default="value", metadata={
-        "help": "Key of a turn's text (`value` in ShareGPT, `content` in OpenAI-style chats)."})
-    roles: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLES), metadata={
-        "help": "Raw role name -> one of user, assistant, system, environment. "
-                "A role not listed is an `unknown-role` reject."})
-    system: str = field(default="observation", metadata={
-        "help": "System turns: `observation` (a user text_observation named 'system'; "
-                "empty ones are skipped) or `drop`."})
-    system_note: str | None = field(default=None, metadata={
-        "help": "Regex; its first match in the system turn is appended to the first user "
-                "turn after a blank line (keeps e.g. a turn budget when the system prompt "
-                "is dropped)."})
-    final_last: bool = field(default=True, metadata={
-        "help": "Mark the last event final when it is an assistant message."})
+    final_last: bool = option(True, "Mark the last event final when it is an assistant message.")
+    messages: str = option("conversations", "Field holding the list of turns.", reads="path")
+    role_key: str = option("from", "Key of a turn's role (`from` in ShareGPT, `role` in "
+                                   "OpenAI-style chats).")
+    content_key: str = option("value", "Key of a turn's text (`value` in ShareGPT, `content` "
+                                       "in OpenAI-style chats).")
+    roles: dict[str, str] = option(dict(DEFAULT_ROLES), "Raw role name -> one of user, "
+                                   "assistant, system, environment. A role not listed is an "
+                                   "`unknown-role` reject.")
+    system: str = option("observation", SYSTEM_HELP)
+    system_note: str | None = option(None, "Regex; its first match in the system turn is "
+                                           "appended to the first user turn after a blank line "
+                                           "(keeps e.g. a turn budget when the system prompt "
+                                           "is dropped).", regex="value")
 
     def __post_init__(self):
-        if self.system not in ("observation", "drop"):
+        super().__post_init__()
+        if self.system not in SYSTEM_CHOICES:
             raise ValueError(f"system must be 'observation' or 'drop', got {self.system!r}")
         bad = sorted(set(self.roles.values()) - set(ROLES))
         if bad:
             raise ValueError(f"roles may map only to {', '.join(ROLES)}; got {', '.join(bad)}")
-        if self.system_note is not None:
-            re.compile(self.system_note)
+
+
+    def turn_keys(self):
+        return self.messages, frozenset((self.role_key, self.content_key))
 
 
 def turns(record: dict, mapping: Mapping) -> list[tuple[str, str]]:
@@ -89,8 +89,7 @@ def build(record: dict, mapping: Mapping, events: list[dict]) -> dict:
     """Wrap events into a trajectory: reject one with no agent turn, mark the final message."""
     if not any(e["class_"].endswith("_action") for e in events):
         raise ConvertError("empty-trajectory", "the record has no assistant turn")
-    if mapping.final_last and events[-1]["class_"] == "message_action":
-        events[-1]["final"] = True
+    mark_final(events, mapping)
     return trajectory(record_id(record, mapping), events, record_details(record, mapping))
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ember.adp.mapping import option
 from ember.adp.shapes.openai_messages import (Call, Mapping as MessagesMapping,
                                               make_converter, message_text)
 
@@ -33,12 +34,11 @@ _TYPES = {"int": "integer", "str": "string", "bool": "boolean", "float": "number
 
 @dataclass
 class Mapping(MessagesMapping):
-    user_outputs: bool = field(default=True, metadata={
-        "help": "Tool output comes back as the next user turn."})
-    content_keys: list[str] = field(default_factory=lambda: ["text", "content", "system_prompt"],
-                                    metadata={"help": "Keys of a turn's text, tried in order."})
-    shell_call: str = field(default="bash", metadata={
-        "help": "Call name given to plain shell commands (argument `command`)."})
+    user_outputs: bool = option(True, "Tool output comes back as the next user turn.")
+    content_keys: list[str] = option(["text", "content", "system_prompt"],
+                                     "Keys of a turn's text, tried in order.")
+    shell_call: str = option("bash", "Call name given to plain shell commands (argument "
+                                     "`command`).")
 
 
 def commands_from_prompt(prompt: str) -> dict[str, dict]:

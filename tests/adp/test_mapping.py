@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from ember.adp.mapping import builtin_names, convert_records, load_converter
+from ember.adp.mapping import (MAPPINGS_DIR, SHAPES, builtin_names, convert_records,
+                               load_converter, load_mapping)
 from ember.adp.model import message_action, text_observation, trajectory
 
 
@@ -27,9 +28,76 @@ def test_dotted_path_converter_through_the_cli(ember, tmp_path):
 
 def test_every_builtin_mapping_loads():
     names = builtin_names()
-    assert len(names) == 17
+    assert len(names) == 22
     for name in names:
         assert callable(load_converter(name))
+
+
+def test_builtin_mappings_use_only_the_mapping_language():
+    # a built-in is a YAML mapping onto a shape: no dotted path to dataset-specific code
+    for name in builtin_names():
+        shape, mapping = load_mapping(MAPPINGS_DIR / f"{name}.yaml")
+        assert shape in SHAPES and type(mapping).__module__ == SHAPES[shape]
+
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("text, key, cause", [
+    ("shape: react\nturn: ['(?P<action>']\n", "turn[0]", "missing ), unterminated subpattern"),
+    ("shape: react\nactions: [{match: '[a', api: go}]\n", "actions[0].match",
+     "unterminated character set"),
+    ("shape: react\nprompt_rewrites: [['(x', y]]\n", "prompt_rewrites[0][0]", "missing )"),
+    ("shape: codeact\nobservation_prefix: '*'\n", "observation_prefix", "nothing to repeat"),
+    ("shape: openai-messages\nreplace: {'a(': b}\n", "replace.a(", "missing )"),
+    ("shape: browsergym\nstrip_phrases: ['+x']\naction: a\naxtree: p\ngoal: g\n",
+     "strip_phrases[0]", "nothing to repeat"),
+    ("shape: sharegpt\nextract: {task: '(?P<a>'}\n", "extract.task", "missing )"),
+])
+def test_an_invalid_regex_names_the_file_the_key_and_the_cause(tmp_path, text, key, cause):
+    path = write(tmp_path, text)
+    with pytest.raises(ValueError) as e:
+        load_converter(path)
+    message = str(e.value)
+    assert message.startswith(f"mapping {path}: key '{key}': invalid regex ")
+    assert cause in message
+
+
+@pytest.mark.parametrize("text, key, expected", [
+    ("shape: react\nmessages: [a, b]\n", "messages", "should be str, got a list"),
+    ("shape: sharegpt\nfinal_last: 'yes'\n", "final_last", "should be bool, got a string"),
+    ("shape: browsergym\nmin_reward: high\n", "min_reward", "should be float, got a string"),
+    ("shape: openai-messages\ncode_tools: {bash: bash}\n", "code_tools",
+     "should be dict[str, dict], got a mapping"),
+    ("shape: react\nturn: 'Act: (?P<action>.*)'\n", "turn", "should be list[str]"),
+    ("shape: sharegpt\ndetails: {model: [a]}\n", "details", "should be dict[str, str]"),
+    ("shape: browsergym\nviewport_size: [1280, wide]\n", "viewport_size",
+     "should be list[int] | null"),
+])
+def test_a_wrong_typed_value_is_rejected_when_the_mapping_loads(tmp_path, text, key, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ValueError) as e:
+        load_mapping(path)
+    assert str(e.value).startswith(f"mapping {path}: key '{key}' {expected}")
+
+
+def test_a_bad_mapping_is_one_line_on_the_command_line(ember, tmp_path):
+    path = write(tmp_path, "shape: react\nturn: ['(?P<action>']\n")
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": 1, "conversations": []}\n')
+    proc = ember("convert", src, "--from", path, "-o", tmp_path / "o.jsonl", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"mapping {path}: key 'turn[0]': invalid regex" in proc.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_shapes_own_check_names_the_file_too(tmp_path):
+    path = write(tmp_path, "shape: react\nunparsed: shout\n")
+    with pytest.raises(ValueError, match=f"^mapping {path}: unparsed must be"):
+        load_mapping(path)
 
 
 def test_unknown_from_is_a_clear_error():

@@ -198,3 +198,14 @@ def test_disk_full_in_convert_is_one_line_and_leaves_no_final_file(ember, tmp_pa
                  check=False)
     one_line_error(proc, 1, "No space left on device")
     assert not (small_disk / "os.jsonl").exists()
+
+
+def test_a_second_convert_into_the_same_output_fails_at_once(ember, tmp_path):
+    from tests.conftest import FIXTURES
+
+    raw = FIXTURES / "adp" / "agenttuning_os" / "sample_raw.json"
+    with output_lock(tmp_path / "os.jsonl"):
+        proc = ember("convert", raw, "--from", "agenttuning_os", "-o", tmp_path / "os.jsonl",
+                     check=False)
+    one_line_error(proc, 1, "being written by another ember run")
+    assert not (tmp_path / "os.jsonl").exists()

@@ -12,6 +12,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from ember.adp.model import details_of
+
 from ember.llm.client import parse_json_object
 from ember.synth.trajectories import (BEHAVIOURS, JUDGE_SCHEMA, POLICIES, labels_of, select,
                                       statistics)
@@ -228,11 +230,11 @@ def test_trajectories_scripted_end_to_end(ember, tmp_path, index_dir):
         assert result["content"].startswith("Doc 1 (Title: Scott Derrickson)")
         final = first["content"][-1]
         assert final["answer"] == "yes" and final["final"] is True
-        d = first["details"]
+        d = details_of(first)
         assert d["behaviours"] == {b: True for b in BEHAVIOURS} and d["correct"] is True
         assert d["gold"] == "yes" and d["seed"] == 0 and d["turns"] == 3
-        assert trajs[1]["details"]["correct"] is False and trajs[1]["details"]["f1"] == 0.0
-        assert trajs[3]["details"]["status"] == "turn-limit"
+        assert details_of(trajs[1])["correct"] is False and details_of(trajs[1])["f1"] == 0.0
+        assert details_of(trajs[3])["status"] == "turn-limit"
         assert trajs[3]["content"][-1]["class_"] == "text_observation"
 
         rejects = _rows(tmp_path / "trajs.rejects.jsonl")
@@ -329,7 +331,7 @@ def test_trajectories_with_served_model(ember, tmp_path, index_dir, served_model
         # every rollout is kept or rejected, once, and nothing else was rejected
         assert summary["rollouts"] == 4
         every = {(q["id"], k) for q in asked for k in range(2)}
-        kept = [(t["details"]["question_id"], t["details"]["rollout"]) for t in trajs]
+        kept = [(details_of(t)["question_id"], details_of(t)["rollout"]) for t in trajs]
         dropped = [(r["question_id"], r["rollout"]) for r in rejects]
         assert sorted(kept + dropped) == sorted(every)
         assert all(r["line"] is None for r in rejects)  # both questions were usable
@@ -344,11 +346,11 @@ def test_trajectories_with_served_model(ember, tmp_path, index_dir, served_model
         assert summary["answered"] >= 1
         assert summary["answered"] + summary["turn_limit"] + summary["rejected_by_reason"].get(
             "backend-error", 0) == 4
-        judged_steps = [s for t in trajs for s in t["details"]["steps"]] + \
+        judged_steps = [s for t in trajs for s in details_of(t)["steps"]] + \
             [s for r in rejects if r["reason"] == "judge-failed" for s in r["steps"]]
         assert any(s.get("action") == "answer" and s["answer"].strip() for s in judged_steps)
         for t in trajs:  # an answered rollout ends in its final answer
-            d = t["details"]
+            d = details_of(t)
             assert d["status"] in ("answered", "turn-limit")
             if d["status"] == "answered":
                 assert t["content"][-1]["class_"] == "message_action"

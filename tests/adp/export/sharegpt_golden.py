@@ -18,6 +18,11 @@ fixture folder that lost its samples, fails), and ``datasets`` finding none is a
   separately for its std and SFT files, so the words cannot agree.
 - ``undo`` (per format): where ADP writes code into a string literal without escaping
   it, we escape it; the test unescapes ours before comparing.
+- ``fmt=""``: ADP's older SFT file ``sample_sft.json`` (llava_plus, screenagent) writes a
+  call as its own ``function_call`` turn and its result as an ``observation`` turn; they
+  are folded into the gpt and human turns around them before comparing. It appends its
+  function documentation to the first turn instead of putting it in front; that tail is
+  the documentation described above and is cut.
 """
 
 from __future__ import annotations
@@ -53,8 +58,9 @@ def std_trajectories(dataset: str) -> list[dict]:
 
 def compare(dataset: str, fmt: str, export, undo=lambda value: value) -> tuple[list[str], dict]:
     """Differences between our export and ADP's SFT file; and what we made per id."""
+    name = f"sample_sft_{fmt}.json" if fmt else "sample_sft.json"
     theirs = {str(r["id"]): r for r in
-              json.loads((FIXTURES / "adp" / dataset / f"sample_sft_{fmt}.json").read_text())}
+              json.loads((FIXTURES / "adp" / dataset / name).read_text())}
     diffs, ours_by_id, compared = [], {}, set()
     for traj in std_trajectories(dataset):
         try:
@@ -69,7 +75,9 @@ def compare(dataset: str, fmt: str, export, undo=lambda value: value) -> tuple[l
             continue  # ADP dropped it (the tests say which and why)
         compared.add(traj["id"])
         a = [(t["from"], norm(undo(t["value"]))) for t in ours["conversations"]]
-        b = [(t["from"], norm(t["value"])) for t in theirs[traj["id"]]["conversations"]]
+        b = [(t["from"], norm(t["value"])) for t in fold(theirs[traj["id"]]["conversations"])]
+        if not fmt and b:  # the older format's function docs follow the first turn's text
+            b[0] = (b[0][0], b[0][1].split(" The following pre-defined functions are")[0])
         if len(a) != len(b):
             diffs.append(f"{traj['id']}: {len(a)} turns, ADP has {len(b)}")
             continue
@@ -95,6 +103,22 @@ def compare(dataset: str, fmt: str, export, undo=lambda value: value) -> tuple[l
     if not compared:
         diffs.append(f"{dataset}: no trajectory compared")
     return diffs, ours_by_id
+
+
+OLDER_ROLES = {"function_call": "gpt", "observation": "human"}
+
+
+def fold(turns: list[dict]) -> list[dict]:
+    """ADP's older SFT turns as gpt/human turns: a call joins the gpt turn before it, a
+    result the human turn after it (as our exporters join a speaker's turns)."""
+    out: list[dict] = []
+    for turn in turns:
+        who = OLDER_ROLES.get(turn["from"], turn["from"])
+        if out and out[-1]["from"] == who:
+            out[-1] = {"from": who, "value": f"{out[-1]['value']}\n\n{turn['value']}"}
+        else:
+            out.append({"from": who, "value": turn["value"]})
+    return out
 
 
 def unescape(text: str) -> str:

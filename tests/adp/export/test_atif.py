@@ -6,6 +6,7 @@ import pytest
 
 from ember.adp.export.atif import export
 from ember.adp.mapping import ConvertError, load_converter
+from ember.adp.model import details_of
 from ember.adp.shapes.atif import Mapping, converter
 from tests.adp.export.sharegpt_golden import std_trajectories
 from tests.adp.golden import event_key
@@ -62,15 +63,15 @@ def test_round_trip_keeps_ids_classes_and_content(dataset):
 
 
 EMBER = {
-    "id": "e1", "details": {"source": "hand"},
+    "id": "e1", "details": {"source": "hand", "resolved": True, "scores": {"f1": 0.5}},
     "tools": [{"type": "function",
                "function": {"name": "search", "parameters": {"type": "object"}}}],
     "content": [
         {"class_": "text_observation", "content": "You are careful.", "source": "user",
          "name": "system"},
         {"class_": "text_observation", "content": "Find it.", "source": "user"},
-        {"class_": "web_observation", "axtree": "[1] box", "url": "http://a", "html": "<p>",
-         "viewport_size": [800, 600]},
+        {"class_": "web_observation", "html": "<p>", "axtree": "[1] box", "url": "http://a",
+         "image_observation": None, "viewport_size": [800, 600]},
         {"class_": "api_action", "function": "search", "kwargs": {"q": "x", "n": 3},
          "description": "Search.", "reasoning_content": "think", "tool_call_id": "s1"},
         {"class_": "api_action", "function": "execute_bash", "kwargs": {"command": "ls"},
@@ -80,7 +81,7 @@ EMBER = {
         {"class_": "text_observation", "content": "a b", "source": "environment",
          "tool_call_id": "s2"},
         {"class_": "code_action", "language": "go", "content": "fmt.Println(1)",
-         "tool_call_id": "s3"},
+         "description": None, "kwargs": {"timeout": 30}, "tool_call_id": "s3"},
         {"class_": "image_observation", "content": "shots/1.jpg", "source": "environment",
          "tool_call_id": "s3"},
         {"class_": "text_observation", "content": "I see.", "source": "agent"},
@@ -100,13 +101,16 @@ def test_ember_spelling_round_trips_exactly():
     assert [r["source_call_id"] for r in search["observation"]["results"]] == ["s1", "s2"]
     assert doc["steps"][4]["tool_calls"][0] == {
         "tool_call_id": "s3", "function_name": "execute_go",
-        "arguments": {"code": "fmt.Println(1)"}, "extra": {"adp": {"language": "go"}}}
+        "arguments": {"code": "fmt.Println(1)", "timeout": 30},
+        "extra": {"adp": {"language": "go"}}}
     assert doc["steps"][4]["observation"]["results"][0]["content"] == [
         {"type": "image", "source": {"media_type": "image/jpeg", "path": "shots/1.jpg"}}]
     assert doc["agent"]["tool_definitions"] == EMBER["tools"]
     back = read_atif(json.loads(json.dumps(doc)))
     assert back["content"] == EMBER["content"]
-    assert back["tools"] == EMBER["tools"] and back["details"] == EMBER["details"]
+    # typed details come back typed, written as strings (their JSON text) as ADP requires
+    assert back["tools"] == EMBER["tools"] and details_of(back) == EMBER["details"]
+    assert back["details"] == {"source": "hand", "resolved": "true", "scores": '{"f1":0.5}'}
 
 
 def test_reads_a_foreign_atif_trajectory():
@@ -132,7 +136,7 @@ def test_reads_a_foreign_atif_trajectory():
         "image_observation", "message_action"]
     assert traj["content"][1]["description"] == "Looking it up."
     assert traj["content"][2] == {"class_": "code_action", "language": "bash", "content": "date",
-                                  "tool_call_id": "c2"}
+                                  "description": None, "tool_call_id": "c2"}
     assert traj["content"][4]["content"] == "Mon" and traj["content"][5]["content"] == "s.png"
     assert traj["content"][6] == {"class_": "message_action", "content": "$185.",
                                   "reasoning_content": "done"}

@@ -25,6 +25,24 @@ def test_matches_adp_sft_openhands(dataset):
     assert all(isinstance(r, dict) for r in ours.values())  # ADP exports every sample; so do we
 
 
+def undo_older_format(value: str) -> str:
+    """ADP's older SFT format (llava_plus) runs pre-defined functions in execute_bash and
+    writes string arguments unquoted (``inpainting(prompt=A pan ...)``, not valid Python);
+    it shows an image as its bare path. Ours, back to that."""
+    value = value.replace("<function=execute_ipython_cell>\n<parameter=code>",
+                          "<function=execute_bash>\n<parameter=command>").replace(
+        "EXECUTION RESULT of [execute_ipython_cell]", "EXECUTION RESULT of [execute_bash]")
+    value = re.sub(r'(\w+)="((?:[^"\\]|\\.)*)"',
+                   lambda m: f"{m[1]}={json.loads(chr(34) + m[2] + chr(34))}", value)
+    return re.sub(r"\[Image: ([^\]]*)\]", r"\1", value)
+
+
+@pytest.mark.parametrize("dataset", ["llava_plus", "screenagent"])
+def test_matches_adps_older_sft_file(dataset):
+    diffs, ours = compare(dataset, "", export, undo=undo_older_format)
+    assert not diffs, "\n".join(diffs)
+
+
 def test_cli_writes_the_same_records(ember, tmp_path):
     std = FIXTURES / "adp" / "agenttuning_os" / "sample_std.json"
     out = tmp_path / "os.openhands.jsonl"

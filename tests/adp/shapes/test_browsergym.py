@@ -73,8 +73,10 @@ def test_steps_with_one_id_become_one_trajectory():
         "web_observation", "message_action"]
     goal, page0, click, page1, typ, page2, stop = traj["content"]
     assert goal["content"].startswith("You are given the following objective: Find the price.")
-    assert page0 == {"class_": "web_observation", "axtree": "[1] RootWebArea 'Home'",
-                     "url": "http://x/"}
+    # the keys ADP's data model requires are there, null where the page has no value
+    assert page0 == {"class_": "web_observation", "html": None,
+                     "axtree": "[1] RootWebArea 'Home'", "url": "http://x/",
+                     "image_observation": None, "viewport_size": None}
     assert click["kwargs"] == {"bid": "5"} and click["description"] == "Think."
     assert typ["kwargs"] == {"bid": "9", "text": "shoes", "press_enter_after": 0}
     assert (click["tool_call_id"], page1["tool_call_id"]) == ("call_0", "call_0")
@@ -124,7 +126,7 @@ def test_go_browse_mapping_reads_browsergym_calls():
     assert traj["id"] == "3" and traj["details"] == {"domain": "map", "root_url": "http://osm/"}
     goal, page, fill, page2, msg = traj["content"]
     assert goal["content"] == "Find directions."
-    assert page["viewport_size"] == [1280, 1440] and "url" not in page
+    assert page["viewport_size"] == [1280, 1440] and page["url"] is None
     assert fill["function"] == "fill" and fill["kwargs"] == {"bid": "158", "value": "Central Park"}
     assert page2["tool_call_id"] == "call_0"
     # a message to the user ends the episode but is not an `answer`
@@ -220,9 +222,11 @@ def test_bad_records_are_rejected_with_a_reason(mapping, record, reason):
 def test_mapping_without_page_or_action_is_a_setup_error():
     with pytest.raises(ValueError, match="needs `prompt` or `axtree`"):
         converter(Mapping(action="act"))
+    with pytest.raises(ValueError, match="needs an action"):
+        converter(Mapping(axtree="p", goal="g"))
     with pytest.raises(ValueError, match="prompt_format"):
         converter(Mapping(prompt="p", prompt_format="html", action="a"))
     with pytest.raises(ValueError, match="needs `goal`"):
         converter(Mapping(axtree="p", action="a"))
-    with pytest.raises(ValueError, match="task_template"):
-        converter(Mapping(prompt="p", action="a", task_template="{task}"))
+    with pytest.raises(ValueError, match="key 'task_template'"):
+        Mapping(prompt="p", action="a", task_template="{task")

@@ -99,8 +99,6 @@ def test_a_plain_turn_is_a_message():
 
 
 @pytest.mark.parametrize("raw, reason", [
-    (swe_smith("Run it.\n<function=bash>\n<parameter=command>ls</parameter>"),
-     "unparseable-action"),
     (swe_smith("<function=submit></function>", resolved=False), "filtered-out"),
     ({"instance_id": "i", "resolved": True, "messages": []}, "missing-field"),
     ({"id": "t", "resolved": True, "messages": {"role": "user"}}, "wrong-type"),
@@ -109,6 +107,25 @@ def test_bad_records(raw, reason):
     with pytest.raises(ConvertError) as e:
         CONVERT(raw)
     assert e.value.reason == reason
+
+
+def test_a_last_call_without_its_closing_tags_runs_to_the_end_of_the_turn():
+    traj = CONVERT(swe_smith(
+        "Run it.\n<function=bash>\n<parameter=command>ls</parameter>\n</function>",
+        "OBSERVATION:\na.py",
+        "All done.\n<function=editor>\n<parameter=command>insert</parameter>\n"
+        "<parameter=new_str>\nlast line\n"))
+    *_, editor = traj["content"]
+    assert editor["function"] == "editor" and editor["description"] == "All done."
+    assert editor["kwargs"] == {"command": "insert", "new_str": "last line"}
+
+
+def test_unclosed_last_call_false_rejects_the_record():
+    strict = function_tags.converter(function_tags.Mapping(id="id", unclosed_last_call=False))
+    with pytest.raises(ConvertError) as e:
+        strict(swe_smith("Run it.\n<function=bash>\n<parameter=command>ls</parameter>"))
+    assert e.value.reason == "unparseable-action"
+    assert "without its closing </function>" in e.value.detail
 
 
 # --- SWE-agent fenced commands ------------------------------------------------------------

@@ -19,7 +19,7 @@ def record(messages, **extra):
 
 SWE = Mapping(code_tools={"execute_bash": {"language": "bash", "argument": "command"}},
               finish_tools={"finish": "message"}, finish_default="Done.",
-              observation_prefix="OBSERVATION:", tools="tools")
+              observation_prefix=r"\s*OBSERVATION:\n*", tools="tools")
 
 
 def test_parallel_calls_are_paired_with_their_outputs_in_order():
