@@ -62,3 +62,21 @@ def load_function(spec: str, *, what: str, builtins: list[str] | tuple[str, ...]
     if not callable(obj):
         raise ValueError(f"{what} {spec!r} is a {type(obj).__name__}, not a function or class")
     return obj
+
+
+def lazy_exports(package: str, exports: dict[str, str]):
+    """``__getattr__`` and ``__dir__`` for a package whose public names (``name ->
+    "module:attr"``) are imported on first use, so importing the package costs nothing."""
+    namespace = importlib.import_module(package).__dict__
+
+    def __getattr__(name: str):
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        module, attr = exports[name].split(":")
+        namespace[name] = value = getattr(importlib.import_module(module), attr)
+        return value
+
+    def __dir__():
+        return sorted(set(namespace) | set(exports))
+
+    return __getattr__, __dir__

@@ -6,12 +6,17 @@
 
 `SELECTORS` maps each built-in name to "module:Class"; `load_selector` also takes any
 "package.module:Class" (or "package.module.Class") path to a class that follows
-`ember.train.selectors.base.Selector`. Compare them with `ember bench selectors`.
+`Selector` (a Protocol; subclass `BaseSelector` to get timing, metrics and state for
+free). Compare them with `ember bench selectors`; docs/python-api.md shows one driving
+your own training loop.
 """
 
 from __future__ import annotations
 
 from ember.adp.dotted import load_function
+from ember.train.selectors.base import BaseSelector, Selector
+
+__all__ = ["SELECTORS", "BaseSelector", "Selector", "load_selector", "selector_class"]
 
 SELECTORS = {
     "uniform": "ember.train.selectors.uniform:UniformSelector",
