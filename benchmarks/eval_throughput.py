@@ -4,7 +4,7 @@
                                          [--batch-size 16] [--rounds 2]
 
 One process, one model (the embedded smollm2, CPU, float32), the same items (the first
---n of gsm8k test, plus the first --mawps of mawps), the same prompts (ember's chat
+--n of gsm8k-boxed (the gsm8k test split), plus the first --mawps of mawps), the same prompts (ember's chat
 prompt: the item's single user message rendered with the model's chat template and a
 generation prompt), greedy decoding, the same max new tokens and batch size.
 
@@ -53,7 +53,7 @@ TASK = "ember_eval_throughput"
 def load_items(n: int, mawps: int):
     from ember.evaluate.benchmarks import load_benchmark
 
-    items = load_benchmark("gsm8k").load()[:n]
+    items = load_benchmark("gsm8k-boxed").load()[:n]
     if mawps:
         items += load_benchmark("mawps").load()[:mawps]
     for item in items:  # the comparison assumes ember's single-user-message prompts
@@ -182,7 +182,7 @@ def one_round(backend, lm, items, task_dir, max_new_tokens, order) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=32, help="first N gsm8k test items")
+    ap.add_argument("--n", type=int, default=32, help="first N gsm8k-boxed test items")
     ap.add_argument("--mawps", type=int, default=0, help="plus the first M mawps items")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=16)

@@ -22,7 +22,7 @@ samples.jsonl; other settings in the same directory are refused.
 
 Examples:
 
-  ember eval --model smollm2 --benchmarks gsm8k,mawps --limit 20 --out runs/base
+  ember eval --model smollm2 --benchmarks gsm8k-boxed,mawps --limit 20 --out runs/base
 
   ember eval --backend openai --base-url http://127.0.0.1:8000/v1 --model m --benchmarks math500
 
@@ -45,6 +45,9 @@ def render_results(summary) -> None:
     if summary.command == "eval":
         console.print(f"  results: {summary.output}   samples: {summary.details['samples_file']}",
                       highlight=False)
+    if summary.details.get("lm_eval_results"):  # the same run in lm-eval's layout
+        console.print(f"  lm-eval layout: {summary.details['lm_eval_results']} (under the run "
+                      "directory)", highlight=False)
 
 
 def render_compare(summary) -> None:

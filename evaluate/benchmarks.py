@@ -1,11 +1,14 @@
 """Benchmarks: what to ask, what the right answer is, and which scorer judges it.
 
     from ember.evaluate.benchmarks import load_benchmark
-    bench = load_benchmark("gsm8k")          # or "custom:path/to/spec.yaml"
+    bench = load_benchmark("gsm8k-boxed")    # or "gsm8k" (lm-eval's), "custom:spec.yaml"
     items = bench.load()                     # list[Item]
 
-Built-ins are a small dict of names (BENCHMARKS): gsm8k (and gsm8k-train, for training),
-math500, mawps, asdiv, hotpotqa (closed book), hotpotqa-context (its 10 paragraphs in the
+Built-ins are a small dict of names (BENCHMARKS). lm-eval's tasks under lm-eval's names,
+asked and scored exactly as lm-eval does (ember.evaluate.lm_eval_tasks): gsm8k (5-shot,
+strict-match / flexible-extract), gsm8k_cot, minerva_math500. ember's own: gsm8k-boxed (the
+GSM8K test set in one chat turn with a \\boxed{} answer; called gsm8k before lm-eval's task
+took that name) and gsm8k-train (for training), math500, mawps, asdiv, hotpotqa (closed book), hotpotqa-context (its 10 paragraphs in the
 prompt), hotpotqa-search (the search agent of ember.evaluate.agent over all paragraphs; the
 runner calls ``run_agent`` for a Benchmark with ``agent=True``) and humaneval. Their data ships inside the package (``evaluate/data``, licences in
 ``data/LICENSES.md``). Each benchmark names its scorer (ember.evaluate.scoring.SCORERS),
@@ -46,6 +49,7 @@ from ember.adp.mapping import ConvertError, get_field
 from ember.evaluate.agent import first_messages
 from ember.evaluate.code_scoring import humaneval_items
 from ember.evaluate.item import Item
+from ember.evaluate.lm_eval_tasks import TASKS as LM_EVAL_TASKS, LmEvalTask, check_latex_parser
 from ember.evaluate.scoring import EXTRACTORS, get_scorer
 from ember.evaluate.templates import PROMPTS, render
 
@@ -60,6 +64,14 @@ class Benchmark:
     stop: list[str] = field(default_factory=list)
     description: str = ""
     agent: bool = False              # True: run the search agent (evaluate/agent.py) per item
+    # A task reproduced from lm-eval (ember.evaluate.lm_eval_tasks): its name, version,
+    # filters and metrics, for the lm-eval output files.
+    lm_eval: LmEvalTask | None = None
+    # How the items are asked and judged, recorded in every sample row when set: a run
+    # directory never mixes samples of two protocols under one benchmark name (resume,
+    # rescore and compare refuse them).
+    protocol: str | None = None
+    num_fewshot: int = 0
 
 
 def _get(record: dict, path: str):
@@ -218,9 +230,33 @@ def _humaneval() -> Benchmark:
                      description="HumanEval: 164 Python functions, sandboxed unit tests")
 
 
+def _lm_eval(name: str) -> Benchmark:
+    """lm-eval's task ``name``, reproduced (ember.evaluate.lm_eval_tasks)."""
+    task, load = LM_EVAL_TASKS[name]
+    if name.startswith("minerva"):
+        check_latex_parser()  # fail before any model loads, not at the first score
+    return Benchmark(name, f"ember.evaluate.lm_eval_tasks:{task.score.__name__}", load, max_new_tokens=256, chat=False,
+                     stop=list(task.until), lm_eval=task, num_fewshot=task.num_fewshot,
+                     protocol=f"lm-eval {name} {task.version}",
+                     description=LM_EVAL_DESCRIPTIONS[name])
+
+
+LM_EVAL_DESCRIPTIONS = {
+    "gsm8k": "lm-eval's gsm8k: GSM8K test, 5-shot from train, exact_match (strict-match, "
+             "flexible-extract)",
+    "gsm8k_cot": "lm-eval's gsm8k_cot: GSM8K test, 8 fixed chain-of-thought shots, "
+                 "exact_match (strict-match, flexible-extract)",
+    "minerva_math500": "lm-eval's minerva_math500: MATH-500, 4 Minerva shots, exact_match "
+                       "and math_verify",
+}
+
+
 BENCHMARKS: dict[str, Callable[[], Benchmark]] = {
-    "gsm8k": lambda: Benchmark("gsm8k", "math", lambda: _gsm8k_items("test"),
-                               description="GSM8K test: 1,319 grade-school word problems"),
+    **{name: (lambda name=name: _lm_eval(name)) for name in LM_EVAL_TASKS},
+    "gsm8k-boxed": lambda: Benchmark(
+        "gsm8k-boxed", "math", lambda: _gsm8k_items("test"),
+        description="GSM8K test (1,319), asked in one chat turn for a \\boxed{} answer "
+                    "(ember's protocol; lm-eval's is gsm8k)"),
     "gsm8k-train": lambda: Benchmark("gsm8k-train", "math", lambda: _gsm8k_items("train"),
                                      description="GSM8K train (7,473): RFT tasks, not eval"),
     "math500": lambda: Benchmark("math500", "math", _math500_items, max_new_tokens=1024,

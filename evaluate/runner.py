@@ -1,14 +1,16 @@
 """The eval loop: generate for every item, score, write samples.jsonl and results.json.
 
     from ember.evaluate.runner import EvalConfig, run_eval
-    results = run_eval(EvalConfig(model="smollm2", benchmarks=["gsm8k"], limit=20, out="ev"))
+    results = run_eval(EvalConfig(benchmarks=["gsm8k-boxed"], limit=20, out="ev"))
 
 Reading top to bottom: resolve the model and backend; for each benchmark load its items,
 skip those whose samples are already in ``OUT/samples.jsonl`` (a killed run resumes
 without redoing finished items), generate the rest in chunks, score each response with
 the benchmark's scorer on a thread pool (code runs in the sandbox), append the samples
 after every chunk, then aggregate per-benchmark metrics with standard errors into
-``OUT/results.json`` (validated against schemas/results.schema.json). Samples are appended
+``OUT/results.json`` (validated against schemas/results.schema.json) and the same figures,
+with per-task samples files, in lm-eval's layout under ``OUT/lm-eval/``
+(ember.evaluate.lm_eval_output). Samples are appended
 after every generation chunk (one hf batch), so a kill loses at most one chunk. ``rescore`` redoes
 the scoring and the aggregation from saved samples without any model.
 
@@ -57,11 +59,15 @@ class EvalConfig:
     """`ember eval`: which benchmarks, how to sample, where the results go; the model and
     backend are the LLM options (ember.llm.client.LLMConfig)."""
 
-    benchmarks: list[str] = opt(["gsm8k"], "Benchmarks: gsm8k, gsm8k-train, math500, mawps, "
-                                           "asdiv, humaneval, hotpotqa, hotpotqa-context, "
-                                           "hotpotqa-search (agentic: BM25 search then "
-                                           "answer), custom:SPEC.yaml.", short="-b")
-    out: str = opt("eval-out", "Output directory: results.json, samples.jsonl, run.json; "
+    benchmarks: list[str] = opt(["gsm8k"], "Benchmarks: lm-eval's tasks as lm-eval asks and "
+                                           "scores them (gsm8k: 5-shot, gsm8k_cot, "
+                                           "minerva_math500); ember's gsm8k-boxed, "
+                                           "gsm8k-train, math500, mawps, asdiv, humaneval, "
+                                           "hotpotqa, hotpotqa-context, hotpotqa-search "
+                                           "(agentic: BM25 search then answer), "
+                                           "custom:SPEC.yaml.", short="-b")
+    out: str = opt("eval-out", "Output directory: results.json, samples.jsonl, run.json, "
+                               "and the same results in lm-eval's layout under lm-eval/; "
                                "rerunning into it resumes.", short="-o")
     limit: int | None = opt(None, "First N items per benchmark.", min=1)
     samples: int = samples_opt(1, "pass@1 and pass@n are reported when > 1.")
@@ -101,10 +107,11 @@ def _evaluate(cfg: EvalConfig, out: Path, llm, progress) -> dict:
     # A kill or a full disk can leave a torn last line; appending after it would fuse rows.
     repaired = repair_tail(out / SAMPLES_FILE)
     benches = [load_benchmark(name) for name in cfg.benchmarks]  # fail fast on a bad name
+    done = _load_samples(out / SAMPLES_FILE)
+    check_protocols(out, benches, done)  # before any model loads
     model_path = cfg.llm.model if cfg.llm.backend == "openai" else resolve_model(cfg.llm.model)
     if llm is None:
         llm = make_llm(cfg.llm)
-    done = _load_samples(out / SAMPLES_FILE)
     _drop_partial(out / SAMPLES_FILE, done, cfg.samples)
     timing: dict[str, dict] = {}
     rejected: list[dict] = []  # items that could not be asked (prompt-too-long)
@@ -161,6 +168,7 @@ def _evaluate(cfg: EvalConfig, out: Path, llm, progress) -> dict:
     if rejected:
         results["rejected_items"] = len(rejected)
         write_rejects(default_rejects_path(out, directory=True), rejected)
+    _write_lm_eval(out, results, benches, done, asked)
     write_results(out, results)
     return results
 
@@ -172,6 +180,7 @@ def rescore(out: str | Path, score_workers: int = 4) -> dict:
     done = _load_samples(out / SAMPLES_FILE)
     names = list(dict.fromkeys(b for b, _ in done))
     benches = [load_benchmark(name) for name in names]
+    check_protocols(out, benches, done)
     with cf.ThreadPoolExecutor(score_workers) as pool:
         for bench in benches:
             by_id = {item.id: item for item in bench.load()}
@@ -186,6 +195,7 @@ def rescore(out: str | Path, score_workers: int = 4) -> dict:
     cfg.benchmarks = names
     results = aggregate(cfg, benches, done, {}, old.get("model_path"))
     results["rescored"] = True
+    _write_lm_eval(out, results, benches, done, None)
     write_results(out, results)
     return results
 
@@ -255,8 +265,33 @@ def _score(bench: Benchmark, items: list[Item], outputs, pool) -> list[dict]:
         rows.append({"benchmark": bench.name, "id": item.id, "sample": k,
                      "prompt": _prompt(bench, item), "response": comp.text,
                      "extracted": extracted, "gold": item.gold, "metrics": m,
-                     "tokens": comp.tokens, "finish_reason": comp.finish_reason})
+                     "tokens": comp.tokens, "finish_reason": comp.finish_reason,
+                     **({"protocol": bench.protocol} if bench.protocol else {})})
     return rows
+
+
+def check_protocols(out: Path, benches: list[Benchmark], done: dict) -> None:
+    """ValueError when saved samples of a benchmark were asked under another protocol
+    (e.g. ``gsm8k`` samples from before it meant lm-eval's 5-shot task): resuming or
+    rescoring them would mix two protocols under one name."""
+    for bench in benches:
+        seen = {r.get("protocol") for (b, _), rows in done.items() if b == bench.name
+                for r in rows}
+        other = seen - {bench.protocol}
+        if other:
+            was = ", ".join(sorted(p or "none recorded" for p in other))
+            hint = (" (ember's one-turn \\boxed{} gsm8k is now called gsm8k-boxed)"
+                    if bench.name == "gsm8k" else "")
+            raise ValueError(f"{out / SAMPLES_FILE} holds {bench.name} samples of another "
+                             f"protocol ({was}; this run: {bench.protocol or 'ember'})"
+                             f"{hint}; use another --out")
+
+
+def _write_lm_eval(out: Path, results: dict, benches, done, asked) -> None:
+    from ember.evaluate.lm_eval_output import write_lm_eval
+
+    path = write_lm_eval(out, results, benches, done, asked)
+    results["lm_eval_results"] = str(path.relative_to(out))
 
 
 def _load_samples(path: Path) -> dict[tuple[str, str], list[dict]]:

@@ -12,6 +12,10 @@ add more metrics (QA adds ``"em"`` and ``"f1"``). SCORERS maps names to them:
   with the gold by math-verify, so ``\\frac{1}{2}``, ``0.5`` and ``1/2`` agree.
 - ``qa``: the text after the last ``Answer:`` (else the whole response) against the
   golds with SQuAD normalisation (lowercase, no punctuation, no articles); ``score`` = EM.
+- lm-eval's tasks (gsm8k, gsm8k_cot, minerva_math500) are scored by lm-eval's filters and
+  metrics, reproduced in ember.evaluate.lm_eval_tasks (``score_gsm8k`` and friends, named
+  by dotted path): ``score`` is the first (``exact_match`` after ``strict-match``), and
+  every "metric,filter" value and the filtered responses (``filtered``) are added.
 - ``code``: the tests run by a harness in the sandbox (ember.evaluate.code_scoring):
   1.0 only when the harness reports that every check ran and passed (never the exit
   status), results compared as plain values; adds ``reason`` and ``sandbox`` (the

@@ -22,8 +22,8 @@ ember validate "$OUT"/adp/*.jsonl --show 3
 echo "== 3. export ADP to sft-chat (OpenAI messages + tools, for TRL SFT)"
 ember convert "$OUT"/adp/*.jsonl --to sft-chat -o "$OUT/sft.jsonl" --rejects "$OUT/rejects/sft.jsonl"
 
-echo "== 4. evaluate the embedded model (greedy) on gsm8k and mawps slices"
-ember eval --model smollm2 --benchmarks gsm8k,mawps --limit ${DEMO_EVAL_LIMIT:-8} \
+echo "== 4. evaluate the embedded model (greedy) on gsm8k-boxed and mawps slices"
+ember eval --model smollm2 --benchmarks gsm8k-boxed,mawps --limit ${DEMO_EVAL_LIMIT:-8} \
   --max-new-tokens 160 --batch-size 8 --out "$OUT/eval/base"
 
 echo "== 5. serve the embedded model (transformers serve on 127.0.0.1) for synthesis"
@@ -79,7 +79,7 @@ ember train --stage sft,rft --model smollm2 --out "$OUT/train" \
   --rft-learning-rate 2e-6
 
 echo "== 9. evaluate the trained model and compare (before -> after)"
-ember eval --model "$OUT/train/rft/model" --benchmarks gsm8k,mawps --limit ${DEMO_EVAL_LIMIT:-8} \
+ember eval --model "$OUT/train/rft/model" --benchmarks gsm8k-boxed,mawps --limit ${DEMO_EVAL_LIMIT:-8} \
   --max-new-tokens 160 --batch-size 8 --out "$OUT/eval/trained"
 ember eval compare "$OUT/eval/base" "$OUT/eval/trained" --resamples 1000 --plot "$OUT/eval/compare.png"
 

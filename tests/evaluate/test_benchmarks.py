@@ -14,7 +14,7 @@ from ember.evaluate.templates import PROMPTS, render
 from ember.evaluate.scoring import get_scorer
 from tests.conftest import ROOT
 
-COUNTS = {"gsm8k": 1319, "gsm8k-train": 7473, "math500": 500, "mawps": 395 + 600 + 562,
+COUNTS = {"gsm8k": 1319, "gsm8k_cot": 1319, "gsm8k-boxed": 1319, "gsm8k-train": 7473, "math500": 500, "mawps": 395 + 600 + 562,
           "asdiv": 2093, "hotpotqa": 53, "hotpotqa-context": 53}
 
 
@@ -31,7 +31,7 @@ def test_builtin_loads(name):
 
 
 def test_builtin_golds_and_prompts():
-    gsm = load_benchmark("gsm8k").load()
+    gsm = load_benchmark("gsm8k-boxed").load()
     assert gsm[0].gold == "18" and "\\boxed{}" in gsm[0].messages[0]["content"]
     assert all("," not in it.gold and "####" not in it.gold for it in gsm)
     mawps = load_benchmark("mawps").load()
@@ -53,7 +53,7 @@ def test_builtin_golds_and_prompts():
 def test_golds_score_as_correct():
     # every gold, boxed, is accepted by its own scorer: golds are well-formed and parsable
     score = get_scorer("math")
-    for name in ("gsm8k", "mawps", "asdiv"):
+    for name in ("gsm8k-boxed", "mawps", "asdiv"):
         for it in load_benchmark(name).load()[:200]:
             assert score(f"So the answer is \\boxed{{{it.gold}}}.", it)["score"] == 1.0, it
 
