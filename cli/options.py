@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import sqlite3
+import sys
 import types
 import typing
 from contextlib import contextmanager
@@ -34,7 +34,6 @@ from rich.markup import escape
 from ember.adp.config import is_section, load_config
 from ember.adp.io import InputError, LockedError
 from ember.cli.render import console, print_json
-from ember.llm.backends import BackendError
 
 
 @dataclasses.dataclass
@@ -159,8 +158,19 @@ def overrides(opts: list[Option], values: dict) -> dict:
 
 
 EXPECTED = (ValueError, InputError, FileNotFoundError)   # bad options or inputs: exit 2
-# failed while running: exit 1 (a full disk, an endpoint that stays down, a held lock)
-RUNTIME = (LockedError, OSError, BackendError, RuntimeError, sqlite3.Error, MemoryError)
+
+
+def runtime_errors() -> tuple:
+    """What failed while running: exit 1 (a full disk, an endpoint that stays down, a held
+    lock, the LLM cache). The LLM backends' and sqlite3's error classes are looked up, not
+    imported: a command that never imported them cannot have raised them, and importing
+    them here would slow every command's start-up."""
+    errors = [LockedError, OSError, RuntimeError, MemoryError]
+    if "ember.llm.backends" in sys.modules:
+        errors.append(sys.modules["ember.llm.backends"].BackendError)
+    if "sqlite3" in sys.modules:
+        errors.append(sys.modules["sqlite3"].Error)
+    return tuple(errors)
 
 
 def fail(message: str, code: int, json_out: bool = False) -> None:
@@ -192,7 +202,7 @@ def invoke(cls: type, run: Callable, render: Callable, kwargs: dict,
             raise
         fail(f"this needs the package {e.name!r}, which is not installed: pip install "
              "'ember[all]' (see the README's install section)", 1, json_out)
-    except RUNTIME + EXPECTED as e:
+    except runtime_errors() + EXPECTED as e:
         if debug:
             raise
         fail(_one_line(e), _exit_code(e), json_out)
@@ -221,7 +231,8 @@ def _one_line(e: BaseException) -> str:
     if isinstance(e, MemoryError):
         return "out of memory (an input too large for this machine? see --max-prompt-tokens)"
     text = " ".join(str(e).split()) or type(e).__name__
-    if isinstance(e, sqlite3.Error):
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and isinstance(e, sqlite3.Error):
         text = f"LLM cache: {text}"
     if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
         text += f" ({e.filename})"

@@ -1,0 +1,137 @@
+"""Start-up: `ember --help` imports only the standard library, `ember convert` (its help
+and a real run) only what convert needs; the listing `ember --help` prints from
+cli/main.py's table matches every command's own help; completion and --version work.
+
+Which modules are imported is asserted, not how long it took (timings: docs/ and the
+issue; `python -X importtime -m ember.cli.main convert --help`).
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import FIXTURES, ROOT
+
+# a command's module imported only when that command is used
+OTHER_COMMANDS = {"ember.cli.validate", "ember.cli.eval", "ember.cli.synth", "ember.cli.train",
+                  "ember.cli.bench"}
+# what convert never needs: models, datasets, endpoints, and the layers above adp
+HEAVY = {"torch", "transformers", "datasets", "numpy", "openai", "trl", "pyarrow",
+         "ember.llm", "ember.evaluate", "ember.synth", "ember.train"}
+
+
+def modules_after(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, set]:
+    """Run `ember ARGS` in a fresh interpreter; the modules it had imported at the end."""
+    code = ("import json, sys\n"
+            f"sys.argv = ['ember', *{list(args)!r}]\n"
+            "from ember.cli.main import main\n"
+            "code = 0\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+            "sys.stdout.flush()\n"
+            "sys.stderr.write('\\n@@' + json.dumps(sorted(sys.modules)))\n"
+            "sys.exit(code)\n")
+    import os
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env=dict(os.environ, COLUMNS="100", **(env or {})))
+    head, _, mods = proc.stderr.rpartition("\n@@")
+    proc.stderr = head
+    return proc, set(json.loads(mods))
+
+
+def loaded(mods: set, names: set) -> set:
+    return {m for m in mods if m in names or m.split(".")[0] in names
+            or any(m.startswith(n + ".") for n in names)}
+
+
+@pytest.fixture(scope="module")
+def interpreter_modules() -> set:
+    out = subprocess.run([sys.executable, "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout))
+
+
+def test_ember_help_imports_only_the_standard_library(interpreter_modules):
+    from ember.cli.main import COMMANDS
+
+    proc, mods = modules_after("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage:" in proc.stdout and "Commands:" in proc.stdout
+    assert all(f"  {name} " in proc.stdout for name in COMMANDS)
+    assert "--install-completion" in proc.stdout and "--version" in proc.stdout
+    new = {m.split(".")[0] for m in mods - interpreter_modules}
+    assert new - set(sys.stdlib_module_names) == {"ember"}, new - set(sys.stdlib_module_names)
+    assert {m for m in mods if m.startswith("ember.")} == {"ember.cli", "ember.cli.main"}
+    # no arguments: the same help, exit 2 as click does
+    bare, mods = modules_after()
+    assert bare.returncode == 2 and bare.stdout == proc.stdout and "typer" not in mods
+
+
+def test_convert_help_imports_convert_and_nothing_else():
+    proc, mods = modules_after("convert", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "--max-reject-rate" in proc.stdout and "Example" in proc.stdout
+    assert {"ember.cli.convert", "ember.adp.convert"} <= mods
+    assert loaded(mods, OTHER_COMMANDS | HEAVY) == set()
+    # typer checks option values with pydantic; the root's flags are checked without it
+    # (cli/main.py LazyGroup.parse_args), so help does not pay for importing it
+    assert "pydantic" not in mods
+
+
+def test_a_real_convert_run_imports_only_what_convert_needs(tmp_path):
+    raw = FIXTURES / "adp" / "agenttuning_os" / "sample_raw.json"
+    out = tmp_path / "os.jsonl"
+    proc, mods = modules_after("convert", str(raw), "--from", "agenttuning_os", "-o", str(out),
+                               "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["produced"] > 0 and out.stat().st_size > 0
+    assert loaded(mods, OTHER_COMMANDS | HEAVY) == set()
+
+
+def test_the_listing_matches_each_commands_own_help():
+    """COMMANDS's one-line help is the first paragraph of the command's real help, and
+    OPTIONS are the root's real options: the table in cli/main.py cannot drift."""
+    import typer.main
+    from typer._click import Context
+
+    from ember.cli.main import COMMANDS, OPTIONS, app, load_command
+
+    for name, (_module, line) in COMMANDS.items():
+        command = load_command(name)
+        assert " ".join(command.help.split("\n\n")[0].split()) == line, name
+    root = typer.main.get_command(app)
+    assert list(root.commands) == list(COMMANDS)
+    ctx = Context(root, info_name="ember")
+    assert [(p.opts[0], " ".join(p.help.split())) for p in root.get_params(ctx)] == OPTIONS
+
+
+def test_help_through_typer_is_the_same_listing():
+    from typer.testing import CliRunner
+
+    from ember.cli.main import app, help_text
+
+    result = CliRunner().invoke(app, ["--help"], prog_name="ember", env={"COLUMNS": "100"})
+    assert result.exit_code == 0
+    assert result.stdout == help_text("ember", 100)
+
+
+def test_version_and_shell_completion():
+    fast, mods = modules_after("--version")
+    assert fast.stdout.startswith("ember ") and "typer" not in mods
+    through_typer, mods = modules_after("--version", "--help")  # eager: typer answers
+    assert through_typer.stdout == fast.stdout and "typer" in mods
+    # the shell asks for completions: names from the table, no command module imported ...
+    words, mods = modules_after(env={"_EMBER_COMPLETE": "complete_bash",
+                                     "COMP_WORDS": "ember con", "COMP_CWORD": "1"})
+    assert words.stdout.split() == ["convert"], words.stderr
+    assert "ember.cli.convert" not in mods
+    # ... and a command's options by importing only that command
+    words, mods = modules_after(env={"_EMBER_COMPLETE": "complete_bash",
+                                     "COMP_WORDS": "ember convert --wor", "COMP_CWORD": "2"})
+    assert words.stdout.split() == ["--workers"], words.stderr
+    assert "ember.cli.convert" in mods and loaded(mods, OTHER_COMMANDS) == set()
+    script, _ = modules_after("--show-completion", "bash",
+                              env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
+    assert script.returncode == 0 and "_EMBER_COMPLETE=complete_bash" in script.stdout, script.stderr
