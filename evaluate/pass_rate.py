@@ -26,7 +26,7 @@ from ember.adp.io import output_lock, publish
 from ember.adp.rejects import count_reasons, default_rejects_path, reject, write_rejects
 from ember.adp.summary import Summary
 from ember.evaluate.scoring import get_scorer
-from ember.evaluate.tasks import read_tasks, task_item
+from ember.evaluate.tasks import from_file_form, read_tasks, task_item, task_record
 from ember.llm.backends import SamplingParams
 from ember.llm.client import (LLMConfig, make_llm, max_new_tokens_opt, samples_opt, seed_opt,
                               temperature_opt, top_p_opt)
@@ -90,11 +90,11 @@ def _pass_rates(cfg: PassRateConfig, progress, llm) -> Summary:
                 scores = list(pool.map(lambda c: scorer(c.text, item)["score"],
                                        result.completions))
                 task[column] = sum(s >= 1 for s in scores) / len(scores)
-                f.write(orjson.dumps(task) + b"\n")
+                f.write(orjson.dumps(task_record(task)) + b"\n")
             f.flush()
             if progress:
                 progress(min(lo + step, len(good)), len(good), "tasks")
-    rated = [orjson.loads(line) for line in open(partial, "rb")]
+    rated = [from_file_form(orjson.loads(line)) for line in open(partial, "rb")]
     publish(partial, out)
     write_rejects(rejects_path, rejects)
     rates = [t[column] for t in rated]

@@ -7,10 +7,10 @@ reason); render and tokenize each with the model's chat template, tools included
 label only the assistant turns; hand the tokenized rows to SFTTrainer (optional LoRA,
 packing, a held-out eval split); train with checkpoints; save OUT/model.
 
-Why we tokenize ourselves: records from different agent datasets carry tool schemas of
-different shapes, which a `datasets` column would union into one struct padded with
-nulls (and the nulls would reach the rendered prompt). Rendering each record from its
-own Python dict keeps the text exactly what the template writes.
+Records are read as `ember convert --to sft-chat` writes them (`tools` as JSON text, see
+ember.adp.export.sft_chat) and as older files have them (`tools` a list). Why we
+tokenize ourselves: rendering each record from its own Python dict keeps the text
+exactly what the template writes, whatever shape a file's messages and tools have.
 
 Assistant-only loss needs a chat template that marks assistant text with
 `{% generation %}`. The embedded model already gets ember's ChatML template with those
@@ -26,6 +26,7 @@ import os
 import re
 from pathlib import Path
 
+from ember.adp.export.sft_chat import tools_of
 from ember.adp.io import InputError, iter_units
 from ember.adp.rejects import default_rejects_path, reject, write_rejects
 from ember.llm.models import CHAT_TEMPLATE
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def read_sft(path: str) -> tuple[list[dict], list[dict]]:
-    """sft-chat records: (records, rejects with reasons)."""
+    """sft-chat records, each with `tools` as a list: (records, rejects with reasons)."""
     import orjson
 
     rows, rejects = [], []
@@ -52,8 +53,7 @@ def read_sft(path: str) -> tuple[list[dict], list[dict]]:
                     raise ValueError("a message without a role")
                 if not any(m["role"] == "assistant" for m in msgs):
                     raise ValueError("no assistant turn to learn from")
-                if not isinstance(rec.get("tools") or [], list):
-                    raise ValueError("`tools` is not a list")
+                rec = {**rec, "tools": tools_of(rec)}  # JSON text (or a list, older files)
             except orjson.JSONDecodeError as exc:
                 rejects.append(reject("invalid-json", str(exc), source=path, line=line))
                 continue

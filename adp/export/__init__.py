@@ -2,6 +2,9 @@
 
 Each module defines ``export(trajectory: dict) -> dict`` (one output record) and may
 raise ``ember.adp.mapping.ConvertError`` for a trajectory it cannot represent.
+``sft-chat`` records are written so that files of any datasets load together with
+``datasets.load_dataset("json", ...)`` and TRL reads them as they are (``tools`` as JSON
+text; see ``ember.adp.export.sft_chat``).
 """
 
 EXPORTERS = {

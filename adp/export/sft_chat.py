@@ -1,7 +1,7 @@
 """ADP -> OpenAI chat messages with tool calls, the tool-calling data TRL's SFTTrainer reads.
 
 One record per trajectory: ``{"id", "messages", "tools"}``, plus ``"images"`` when it
-shows images.
+shows images (``tools`` is a JSON string; see below).
 
 - user text -> ``user`` (a first one named ``system`` -> ``system``); text the agent said
   (``source: agent``) -> ``assistant``;
@@ -25,6 +25,28 @@ shows images.
 - a description (the thought before an action) -> the assistant ``content``, and
   ``reasoning_content`` where the event has one; a message_action -> plain assistant
   content, with its ``answer`` written as ADP's ``<solution> … </solution>``.
+
+Every file loads with ``datasets.load_dataset("json", data_files=[...])`` together with
+the files of any other dataset, and TRL's SFTTrainer (and ``trl sft``) reads it as it is.
+Arrow needs one schema for all of them, taken from the first rows of the first file, so:
+
+- ``tools`` is one string, the JSON text of the list of specs (``"[]"`` when there are
+  none): each dataset's parameters have their own shape, which no Arrow struct covers,
+  and TRL's SFTTrainer decodes a string ``tools`` with ``json.loads``. ``tools_of(record)``
+  gives the list back (for this form and the older one with a list); ``chat_record``
+  builds a record in this form for any writer;
+- every assistant message has a ``reasoning_content`` string (``""`` when the data has
+  none, which templates that read the field, such as Qwen3's, render as no reasoning;
+  ember's template ignores it). Messages of different roles then
+  always have different keys, which ``datasets`` (>= 4.7, what TRL needs) loads as JSON
+  values (``List(Json())``) instead of one struct padded with nulls: whatever keys and
+  content shapes the files have (``tool_calls`` or not, text or a list of parts), every
+  message comes back exactly as written;
+- ``arguments`` are JSON strings, ids are strings, text content is a string.
+
+One thing stays per file: ``images`` is a column only of records that show images (a
+text model's SFTTrainer refuses a dataset with an ``images`` column). A mix of files with
+and without images loads when a file with images comes first.
 
 Consecutive messages of one role are merged so the chat alternates as chat templates
 expect. A call the data never answers before the conversation moves on gets an empty
@@ -279,6 +301,42 @@ def derive_tools(calls: list[tuple[str, dict]], declared: list | None = None,
     return specs
 
 
+# --- the record form: tools as JSON text --------------------------------------------------
+
+
+def chat_record(id, messages: list[dict], tools: list[dict] | None = None,
+                images: list[str] | None = None) -> dict:
+    """A sft-chat record in the form that loads together with any other (see the module
+    docstring): ``tools`` as JSON text, a ``reasoning_content`` string on every assistant
+    message (the messages are changed in place), ``images`` only when there are some.
+    For any writer of sft-chat records (exporters, synthesized solutions)."""
+    for message in messages:
+        if message.get("role") == "assistant":
+            message.setdefault("reasoning_content", "")
+    record = {"id": str(id), "messages": messages,
+              "tools": json.dumps(list(tools or ()), ensure_ascii=False)}
+    if images:
+        record["images"] = list(images)
+    return record
+
+
+def tools_of(record: dict) -> list[dict]:
+    """A sft-chat record's tool specs as a list: ``tools`` is the JSON text of the list
+    (what ``export`` writes) or, in files written before, the list itself; absent or
+    null is no tools. ValueError when it is neither."""
+    value = record.get("tools")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else None
+        except ValueError as e:
+            raise ValueError(f"`tools` is not JSON text of a list: {e}") from None
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise ValueError("`tools` is not a list of tool specs")
+    return value
+
+
 # --- export ------------------------------------------------------------------------------
 
 
@@ -384,13 +442,11 @@ def export(trajectory: dict) -> dict:
     for path in pending_images:
         say("user", "", image=path)
     code_tools = {code_tool(code_language(e))[0] for e in events if e["class_"] == "code_action"}
-    record = {"id": str(trajectory.get("id")), "messages": messages,
-              "tools": derive_tools(calls, trajectory.get("tools"), code_tools)}
     if images:
         # TRL puts images into the first user message written as a plain string; with
         # every message in parts it fills our placeholders instead
         for message in messages:
             if message["role"] != "tool" and isinstance(message["content"], str):
                 message["content"] = [{"type": "text", "text": message["content"]}]
-        record["images"] = images
-    return record
+    return chat_record(trajectory.get("id"), messages,
+                       derive_tools(calls, trajectory.get("tools"), code_tools), images)

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from ember.evaluate.benchmarks import load_benchmark
+from ember.evaluate.tasks import read_tasks
 
 
 @pytest.mark.slow
@@ -22,8 +23,11 @@ def test_pass_rate_column_rejects_and_resume(ember, tmp_path):
                                "--column", "p", "--samples", "2", "--max-new-tokens", "32",
                                "-o", out, "--json").stdout)
     assert summary["resumed"] == 1 and summary["produced"] == 3 and summary["rejected"] == 1
-    rated = [json.loads(line) for line in out.open()]
-    assert [r["id"] for r in rated] == [r["id"] for r in rows]
+    # Written in the task file form (every other field in `extra`); read_tasks reads it.
+    lines = [json.loads(line) for line in out.open()]
+    assert all(set(r) == {"id", "prompt", "answer", "scorer", "extra"} for r in lines[1:])
+    rated, bad = read_tasks(out)
+    assert not bad and [r["id"] for r in rated] == [r["id"] for r in rows]
     assert rated[0]["p"] == 0.25  # not redone
     assert all(r["p"] in (0.0, 0.5, 1.0) for r in rated[1:])
     assert all(r["category"] == "math" for r in rated)  # other fields are kept

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ember.adp.export.sft_chat import export
+from ember.adp.export.sft_chat import export, tools_of
 from ember.adp.mapping import ConvertError
 from ember.adp.model import api_action, code_action, message_action, text_observation
 from tests.adp.export.sharegpt_golden import std_trajectories
@@ -20,7 +20,10 @@ OPENS_WITH_AGENT = {"android_in_the_wild"}
 
 def check_chat(record: dict, opens_with: str = "user") -> None:
     """The structure chat templates and TRL rely on; raises AssertionError when broken."""
-    messages, tools = record["messages"], record["tools"]
+    # the Arrow-stable form (see ember.adp.export.sft_chat): tools as JSON text, every
+    # assistant message with a reasoning_content string
+    assert isinstance(record["tools"], str)
+    messages, tools = record["messages"], tools_of(record)
     n_images = 0
     assert isinstance(record["id"], str) and messages
     roles = [m["role"] for m in messages]
@@ -43,6 +46,8 @@ def check_chat(record: dict, opens_with: str = "user") -> None:
             n_images += sum(p["type"] == "image" for p in m["content"])
         else:
             assert isinstance(m["content"], str)
+        if m["role"] == "assistant":
+            assert isinstance(m["reasoning_content"], str)
         if m["role"] == "tool":
             assert m["tool_call_id"] in open_calls, f"message {i} answers no open call"
             open_calls.remove(m["tool_call_id"])
@@ -84,7 +89,7 @@ def test_cli_to_sft_chat(ember, tmp_path):
     first_call = next(m for m in records[0]["messages"] if m.get("tool_calls"))["tool_calls"][0]
     # v1's quoted kwarg "'Gas-generator cycle'" becomes a typed string argument
     assert json.loads(first_call["function"]["arguments"]) == {"variable": "Gas-generator cycle"}
-    spec = next(t for t in records[0]["tools"] if t["function"]["name"] == "get_relations")
+    spec = next(t for t in tools_of(records[0]) if t["function"]["name"] == "get_relations")
     assert spec["function"]["parameters"] == {"type": "object", "required": ["variable"],
                                               "properties": {"variable": {"type": "string"}}}
 
@@ -117,8 +122,9 @@ def test_code_actions_call_named_code_tools_and_outputs_answer_them():
     assert t1 == {"role": "tool", "tool_call_id": "t1", "content": "a b"}
     assert a2["tool_calls"][0]["function"] == {"name": "execute_ipython_cell",
                                                "arguments": '{"code": "print(1)"}'}
-    assert final == {"role": "assistant", "content": "So:\n\n<solution> 2 </solution>"}
-    assert [t["function"]["name"] for t in record["tools"]] == ["execute_bash",
+    assert final == {"role": "assistant", "content": "So:\n\n<solution> 2 </solution>",
+                     "reasoning_content": ""}
+    assert [t["function"]["name"] for t in tools_of(record)] == ["execute_bash",
                                                                 "execute_ipython_cell"]
 
 
@@ -132,7 +138,7 @@ def test_parallel_calls_share_one_assistant_message():
     check_chat(record)
     assert [m["role"] for m in record["messages"]] == ["user", "assistant", "tool", "tool"]
     assert [c["id"] for c in record["messages"][1]["tool_calls"]] == ["p", "q"]
-    params = record["tools"][0]["function"]["parameters"]
+    params = tools_of(record)[0]["function"]["parameters"]
     assert params["properties"] == {"a": {"type": "number"}, "b": {"type": "boolean"}}
     assert params["required"] == ["a"]
 
@@ -143,8 +149,8 @@ def test_declared_tools_are_kept_and_missing_ones_derived():
                                                   "parameters": params}}]
     record = export(_traj(USER, api_action("f", {}, tool_call_id="1"),
                           api_action("g", {"k": "v"}, tool_call_id="2"), tools=declared))
-    assert record["tools"][0] == declared[0]
-    assert record["tools"][1]["function"]["name"] == "g"
+    assert tools_of(record)[0] == declared[0]
+    assert tools_of(record)[1]["function"]["name"] == "g"
 
 
 def test_unanswered_call_gets_an_empty_answer_before_the_chat_moves_on():
@@ -243,3 +249,53 @@ def test_code_tool_arguments_beyond_the_code_are_kept():
                                             kwargs={"timeout": 5})))
     args = json.loads(record["messages"][1]["tool_calls"][0]["function"]["arguments"])
     assert args == {"command": "sleep 9", "timeout": 5}
+
+
+# Exports without a single tool call (their messages alone would load as a narrow struct),
+# with images, and with reasoning_content: the cases where files used to disagree.
+NO_CALLS = "agenttuning_db"
+WITH_IMAGES = "llava_plus"
+
+
+def test_files_of_different_datasets_load_together_with_datasets(tmp_path):
+    """sft-chat files of different datasets load in one `datasets.load_dataset("json", ...)`
+    (the first file, whose first rows set the schema, a call-free one or one with images),
+    and every record comes back exactly as written."""
+    datasets = pytest.importorskip("datasets")
+    datasets.disable_progress_bars()
+    files = {}
+    for dataset in (NO_CALLS, WITH_IMAGES, "agenttuning_os", "orca_agentinstruct",
+                    "android_in_the_wild", "swe-gym_openhands_sampled_trajectories"):
+        files[dataset] = tmp_path / f"{dataset}.sft.jsonl"
+        files[dataset].write_text("".join(json.dumps(export(traj)) + "\n"
+                                          for traj in std_trajectories(dataset)))
+    assert not any(m.get("tool_calls") for line in files[NO_CALLS].open()
+                   for m in json.loads(line)["messages"])
+    # none of the fixtures thinks aloud or calls in parallel: one trajectory that does
+    nested = {"type": "object", "properties": {"q": {"type": "array", "items": {
+        "type": "object", "properties": {"k": {"type": "integer"}}}}}, "required": ["q"]}
+    made = _traj(USER, api_action("f", {"q": [{"k": 1}]}, tool_call_id="a",
+                                  reasoning_content="think"),
+                 api_action("g", {"x": None}, tool_call_id="b"), env("A", "a"), env("B", "b"),
+                 message_action("done"),
+                 tools=[{"type": "function", "function": {"name": "f", "parameters": nested}}])
+    files["made"] = tmp_path / "made.sft.jsonl"
+    files["made"].write_text(json.dumps(export(made)) + "\n")
+    images = {d for d in files if '"images"' in files[d].read_text()}
+    assert WITH_IMAGES in images and NO_CALLS not in images
+    # a call-free file first, then files with calls, parallel calls and reasoning_content
+    mixes = {"text, call-free first": [files[d] for d in (NO_CALLS, "agenttuning_os",
+                                                          "made", "orca_agentinstruct")],
+             "all, images first": [files[WITH_IMAGES]] +
+             [f for d, f in files.items() if d != WITH_IMAGES]}
+    for name, order in mixes.items():
+        ds = datasets.load_dataset("json", data_files=[str(f) for f in order], split="train",
+                                   cache_dir=str(tmp_path / "cache" / name))
+        assert ds.features["tools"] == datasets.Value("string"), name
+        written = [json.loads(line) for f in order for line in f.open()]
+        assert len(ds) == len(written)
+        for row, record in zip(ds, written):
+            assert row["id"] == record["id"]
+            assert row["messages"] == record["messages"], (name, row["id"])  # no null padding
+            assert tools_of(row) == tools_of(record)
+            assert row.get("images") == record.get("images")
