@@ -9,7 +9,10 @@ GGUF (with the `gguf` package) and dequantise it, but `save_pretrained` refuses 
 loaded that way, so we build a fresh model from its config, copy the weights in, and save
 that with the tokenizer (and ember's ChatML-with-tools chat template) into `$EMBER_CACHE/models/smollm2` (default
 `~/.cache/ember/models/smollm2`). Later calls just return the directory. Every command
-that takes a model (`ember eval`, `ember train`, `ember synth`) resolves it here.
+that takes a model (`ember eval`, `ember train`, `ember synth`) resolves it here. The
+folder is made portable (`ember.llm.model_folder.make_portable`: it loads the same with
+transformers 4.x and 5.x, and its README.md names the upstream model and the command that
+built it); a folder built by an older ember is brought up to date on first use.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 from pathlib import Path
 
 from ember.adp.io import atomic_directory
+from ember.llm.model_folder import UPSTREAM, current_command, is_portable, make_portable
 
 EMBEDDED = {
     # name -> (package carrying the GGUF, file inside it, what it is)
@@ -73,13 +77,17 @@ def gguf_path(name: str) -> Path:
 def materialize(name: str) -> Path:
     """Convert the embedded GGUF model to a safetensors directory once; return it."""
     target = cache_dir() / "models" / name
-    if (target / "model.safetensors").exists():
+    if (target / "model.safetensors").exists() and is_portable(target):
         return target
-    gguf = gguf_path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     with _lock(target.parent / f".{name}.lock"):
-        if (target / "model.safetensors").exists():  # another process finished it
+        if (target / "model.safetensors").exists():  # another process finished it, or
+            if not is_portable(target):            # an older ember did: bring it up to date
+                make_portable(target, base_model=UPSTREAM[name], note=_note(name),
+                              command=f"{current_command()}  # made portable; built earlier "
+                                      "by an older ember")
             return target
+        gguf = gguf_path(name)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -96,7 +104,17 @@ def materialize(name: str) -> Path:
             fresh.save_pretrained(tmp, safe_serialization=True)
             tokenizer.chat_template = CHAT_TEMPLATE.read_text()
             tokenizer.save_pretrained(tmp)
+            make_portable(tmp, base_model=UPSTREAM[name], note=_note(name))
     return target
+
+
+def _note(name: str) -> str:
+    package, filename, what = EMBEDDED[name]
+    return (f"ember's embedded model `{name}`: {what} from the GGUF file `{filename}` of the "
+            f"PyPI package `{package.replace('_', '-')}`, dequantised to float32 safetensors "
+            "by `ember.llm.models.materialize`, with ember's ChatML-with-tools chat template "
+            "(`llm/templates/chatml_tools.jinja`). The command is the first one that needed "
+            "the model.")
 
 
 @contextlib.contextmanager

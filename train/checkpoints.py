@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ember.adp.io import publish
+from ember.llm.model_folder import make_portable
 
 
 def last_checkpoint(out: Path) -> Path | None:
@@ -17,10 +18,17 @@ def last_checkpoint(out: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
 
 
-def save_final(trainer, path: Path) -> Path:
+def save_final(trainer, path: Path, base_model: str | None = None,
+               command: str | None = None) -> Path:
     """Save the trained model and tokenizer to `path` (all or nothing), merging LoRA
-    adapters into the weights so that any loader (ember eval, vLLM) reads it as is.
+    adapters into the weights so that any loader (ember eval, vLLM, transformers 4.x or
+    5.x) reads it as is, with a model card naming `base_model` (default: the folder or hub
+    id the trainer's model was loaded from) and `command` (default: this process's).
     `trainer.save_model` gathers weights sharded by DeepSpeed ZeRO-3 or FSDP."""
+    if base_model is None:
+        model = getattr(trainer.model, "base_model", trainer.model)  # through a peft wrapper
+        base_model = getattr(getattr(model, "config", None), "_name_or_path", None) or \
+            getattr(getattr(trainer.model, "config", None), "_name_or_path", None) or None
     tmp = path.with_name(path.name + ".partial")  # one name: every rank writes into it
     trainer.save_model(str(tmp))
     if trainer.accelerator.is_main_process:
@@ -32,6 +40,7 @@ def save_final(trainer, path: Path) -> Path:
                 f.unlink()
             merged.save_pretrained(str(tmp))
         trainer.processing_class.save_pretrained(str(tmp))
+        make_portable(tmp, base_model=base_model, command=command)
         publish(tmp, path)
     trainer.accelerator.wait_for_everyone()
     return path
