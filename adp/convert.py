@@ -23,8 +23,10 @@ from __future__ import annotations
 import base64
 import collections
 import importlib
+import io
 import multiprocessing as mp
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,8 @@ import orjson
 
 from ember.adp.config import opt
 from ember.adp.export import EXPORTERS
-from ember.adp.io import InputError, atomic_writer, iter_units, output_lock, publish
+from ember.adp.io import (_PARQUET_MAGIC, InputError, _first_byte, _is_plain_json, atomic_writer,
+                          check_input, iter_units, open_binary, output_lock, publish)
 from ember.adp.mapping import (MAPPINGS_DIR, SHAPES, ConvertError, UniqueIds, apply, builtin_names,
                                group_key, group_records, load_converter, load_mapping,
                                shape_options)
@@ -43,6 +46,10 @@ from ember.adp.summary import Summary
 
 BATCH_BYTES = 1 << 21  # records are grouped into ~2 MiB batches for workers
 BATCH_RECORDS = 2048
+# A checkpoint (flush, fsync'd state file, rename) after the first batch of each input and
+# then at most this often: a resume repeats at most this much work, and the fsyncs stay a
+# small fraction of the run.
+CHECKPOINT_SECONDS = 0.5
 
 
 @dataclass
@@ -105,6 +112,9 @@ def make_pipeline(source: str, target: str) -> Callable[[dict], list[dict]]:
             return out
 
         pipeline.group_by = getattr(convert, "group_by", None)
+        # whether records need their input position ('@index' ids): unknown for a
+        # Python function, which might read it
+        pipeline.uses_index = getattr(convert, "uses_index", True)
         pipeline.unmapped = getattr(convert, "unmapped", None)
         pipeline.id_key = getattr(importlib.import_module(module), "ID_KEY", "id") \
             if module else "id"
@@ -146,49 +156,127 @@ def _decode(payload):
     return payload
 
 
+_BLANK = frozenset(b" \t\r\n\x0b\x0c")  # the bytes that bytes.strip() strips
+
+
+def _block_units(block: bytes, line: int, index: int, lines: list
+                 ) -> Iterator[tuple[int, int, bytes]]:
+    """``(line, index, raw line)`` for each non-blank line of a JSONL block, numbered from
+    ``line`` and ``index``; lines are split and kept exactly as ``io.iter_jsonl`` reads
+    them (newline included), as memoryviews of the block. Appends the number of lines to
+    ``lines`` at the end."""
+    # memoryview slices: orjson parses them as they are, so no line is copied
+    first, view, pos, size, find = line, memoryview(block), 0, len(block), block.find
+    while pos < size:
+        end = find(b"\n", pos) + 1 or size
+        raw = view[pos:end]
+        if raw[0] not in _BLANK or block[pos:end].strip():
+            yield line, index, raw
+            index += 1
+        line += 1
+        pos = end
+    lines.append(line - first)
+
+
+def _block_lines(block: bytes) -> int:
+    return block.count(b"\n") + (not block.endswith(b"\n"))
+
+
 def _process_batch(args) -> tuple:
-    """Convert one batch of units ``(line, index, payload)``; payload is raw bytes, a
-    decoded record, or a list of step records forming one trajectory. Returns the output
-    bytes, reject lines, counts, the output records' ``(id, size in bytes)`` and the
-    unmapped raw fields seen."""
+    """Convert one batch: ``(source, target, path, units, nbytes)``. ``units`` is a list of
+    ``(line, index, payload)`` (payload: raw bytes, a decoded record, or a list of step
+    records forming one trajectory), or a JSONL block ``("lines", bytes, first line, first
+    index)`` that is split here, in the worker (``nbytes`` is then counted here too).
+    Returns the output bytes, reject lines, counts, the output records' ``(id, size in
+    bytes)`` and the unmapped raw fields seen."""
     source, target, path, units, nbytes = args
     pipeline = make_pipeline(source, target)
     unmapped_of, id_key = pipeline.unmapped, pipeline.id_key
-    out = bytearray()
+    if isinstance(units, tuple):  # a JSONL block: whole lines, split here
+        _, block, first_line, first_index = units
+        # line and index None: the driver did not count (numbered from the block's start
+        # here; the driver shifts the rejects' line numbers as it writes them)
+        n_lines: list[int] = []
+        items: Iterable = _block_units(block, first_line or 1, first_index or 0, n_lines)
+        count_bytes = True
+        nbytes = 0
+    else:
+        items, count_bytes, first_line = units, False, None
+    loads, dumps, newline = orjson.loads, orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    out: list[bytes] = []  # joined once at the end
+    add_out = out.append
     rejects: list[bytes] = []
     reasons: collections.Counter = collections.Counter()
     unmapped: collections.Counter = collections.Counter()
     ids: list[tuple[str, int]] = []
-    converted = written = 0
-    for line, index, payload in units:
-        size = len(payload) if isinstance(payload, list) else 1
+    add_id = ids.append
+    converted = written = n_units = 0
+    for line, index, payload in items:
+        n_units += 1
+        is_bytes = type(payload) is bytes or type(payload) is memoryview
+        if count_bytes:
+            nbytes += len(payload)
+        size = 1 if is_bytes or not isinstance(payload, list) else len(payload)
         try:
-            record = _decode(payload)
-            if not isinstance(record, (dict, list)) or (
-                    isinstance(record, list) and not all(isinstance(r, dict) for r in record)):
+            record = loads(payload) if is_bytes else _decode(payload)
+            if type(record) is not dict and (not isinstance(record, (dict, list)) or (
+                    isinstance(record, list) and not all(isinstance(r, dict) for r in record))):
                 raise ConvertError("not-an-object",
                                    f"expected a JSON object, got {type(record).__name__}")
             results = apply(pipeline, record, index)
-            lines = [orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in results]
-            # (joining a single line returns it as it is, without a copy)
-            chunk = b"".join(lines)
+            if len(results) == 1:  # the common case: one output record, no join
+                r = results[0]
+                chunk = dumps(r, option=newline)
+                tid = str(r.get(id_key)) if isinstance(r, dict) else ""
+                lines = None
+            else:
+                lines = [dumps(r, option=newline) for r in results]
+                chunk = b"".join(lines)
         except Exception as exc:  # every failure becomes a reject, never a crash
             reason, detail = _classify(exc)
             reasons[reason] += size
+            if type(payload) is memoryview:
+                payload = payload.tobytes()
             rejects.append(orjson.dumps({"source": path, "line": line, "reason": reason,
                                          "detail": detail, "records": size,
                                          **_raw_for_rejects(payload)},
                                         default=str) + b"\n")
             continue
-        out += chunk
+        add_out(chunk)
         converted += size
-        written += len(results)
-        ids += [(str(r.get(id_key)) if isinstance(r, dict) else "", len(b))
-                for r, b in zip(results, lines)]
+        if lines is None:
+            written += 1
+            add_id((tid, len(chunk)))
+        else:
+            written += len(results)
+            ids += [(str(r.get(id_key)) if isinstance(r, dict) else "", len(b))
+                    for r, b in zip(results, lines)]
         if unmapped_of is not None:
-            unmapped.update(unmapped_of(record))
-    return (bytes(out), rejects, converted, written, reasons, len(units), nbytes, ids,
-            unmapped)
+            found = unmapped_of(record)
+            if found:
+                unmapped.update(found)
+    # lines in an unnumbered block, for the driver's count; None otherwise
+    n_lines = n_lines[0] if count_bytes and first_line is None else None
+    return (b"".join(out), rejects, converted, written, reasons, n_units, nbytes, ids,
+            unmapped, n_lines)
+
+
+def convert_lines(lines: Iterable[bytes], source: str = "adp", target: str = "adp", *,
+                  first_index: int = 0, path: str = "<lines>") -> tuple[list[bytes], list[bytes]]:
+    """Library use (e.g. inside ``datasets.map``): convert raw JSON lines (one record each)
+    with ``--from source --to target`` and return ``(outputs, rejects)``, each a list of
+    JSONL lines (bytes ending in a newline), outputs in input order. ``first_index`` is the
+    position of the first line in its input (for '@index' ids). Ids are not made unique
+    across calls (the CLI's ``UniqueIds`` does that over a whole run) and ``group_by`` is
+    not applied (each line is one unit)."""
+    units = [(i + 1, first_index + i, raw) for i, raw in enumerate(lines)]
+    result = _process_batch((source, target, path, units, 0))
+    data, rejects, ids = result[0], result[1], result[7]
+    outputs, pos = [], 0
+    for _, size in ids:
+        outputs.append(data[pos:pos + size])
+        pos += size
+    return outputs, rejects
 
 
 # --- the driver -----------------------------------------------------------------------
@@ -219,9 +307,119 @@ def _units(path: str, group_by: str | None) -> Iterator[tuple[int, int, Any, int
         yield line, index, [p for _, _, p, _ in group], sum(n for _, n, _, _ in group)
 
 
+def _jsonl_file(path: str) -> bool:
+    """Whether ``path`` is a JSONL file (plain, gzip or zstd), as ``io.iter_units`` decides:
+    those are read in blocks of whole lines that workers split and parse."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            return False
+        with open(p, "rb") as probe:
+            if probe.read(4) == _PARQUET_MAGIC:
+                return False
+        with open_binary(p) as f:
+            first = _first_byte(f)
+    except OSError:
+        return False  # iter_units reports it
+    return first != b"[" and not (first == b"{" and _is_plain_json(p))
+
+
+def _count_units(block: bytes) -> int:
+    """Non-blank lines in a block of whole lines; a blank line is possible only where a
+    line starts with whitespace, which one search rules out."""
+    if block[:1] in _BLANK_BYTES or _BLANK_START.search(block):
+        return sum(1 for raw in io.BytesIO(block) if raw.strip())
+    return _block_lines(block)
+
+
+_BLANK_BYTES = (b" ", b"\t", b"\r", b"\n", b"\x0b", b"\x0c")
+_BLANK_START = re.compile(rb"\n[ \t\r\n\x0b\x0c]")
+
+
+def _cut_lines(block: bytes, n: int) -> int:
+    """Offset just after the ``n``-th newline of ``block`` (``len(block)`` if fewer)."""
+    pos = 0
+    for _ in range(n):
+        pos = block.find(b"\n", pos) + 1
+        if not pos:
+            return len(block)
+    return pos
+
+
+def _skip_units(block: bytes, n: int) -> tuple[int, int]:
+    """(offset, lines) just past the first ``n`` non-blank lines of ``block``."""
+    pos = lines = 0
+    for raw in io.BytesIO(block):
+        if not n:
+            break
+        pos += len(raw)
+        lines += 1
+        if raw.strip():
+            n -= 1
+    return pos, lines
+
+
+def _jsonl_blocks(path: str, skip: int = 0, number: bool = True
+                  ) -> Iterator[tuple[bytes, int | None, int | None]]:
+    """``(block, first line, first index)``: the file in blocks of whole lines of about
+    BATCH_BYTES (at most BATCH_RECORDS lines), after ``skip`` units. The driver only
+    finds the last newline of each read; splitting and parsing happen in
+    ``_process_batch``. With ``number`` False (no '@index' ids, no resume) it does not
+    even count lines: line and index are None and the worker numbers from the block."""
+    line, index = 1, 0
+    with open_binary(Path(path)) as f:
+        pending: list[bytes] = []
+        tail = b""
+        eof = False
+        while not eof:
+            chunk = f.read(BATCH_BYTES)
+            if not chunk:
+                eof = True
+                block = tail + b"".join(pending)
+                pending, tail = [], b""
+            else:
+                cut = chunk.rfind(b"\n") + 1
+                if not cut:  # a line longer than a chunk: keep reading
+                    pending.append(chunk)
+                    continue
+                # one copy at most: the whole lines of this read, after the last one's rest
+                head = memoryview(chunk)[:cut] if cut < len(chunk) else chunk
+                block = b"".join([tail, *pending, head]) if (tail or pending) else bytes(head)
+                pending, tail = [], chunk[cut:]
+            while block:
+                piece = block
+                if len(block) > BATCH_RECORDS:  # at most BATCH_RECORDS lines (memchr finds)
+                    end = _cut_lines(block, BATCH_RECORDS)
+                    if end < len(block):
+                        piece = block[:end]
+                block = block[len(piece):]
+                if not number:
+                    yield piece, None, None
+                    continue
+                units = _count_units(piece)
+                if index + units <= skip:  # done before a resume
+                    line += piece.count(b"\n")
+                    index += units
+                    continue
+                if index < skip:
+                    offset, lines = _skip_units(piece, skip - index)
+                    piece, line, index = piece[offset:], line + lines, skip
+                    units = _count_units(piece)
+                if units:
+                    yield piece, line, index
+                line += piece.count(b"\n")
+                index += units
+
+
 def _batches(path: str, source: str, target: str, skip: int = 0) -> Iterator[tuple]:
     """Batches of ~BATCH_BYTES for ``_process_batch``, after ``skip`` units (a resume)."""
-    group_by = make_pipeline(source, target).group_by
+    pipeline = make_pipeline(source, target)
+    group_by = pipeline.group_by
+    if not group_by and _jsonl_file(path):
+        number = bool(skip) or pipeline.uses_index
+        for block, line, index in _jsonl_blocks(path, skip, number):
+            yield (source, target, path, ("lines", block, line, index), None)
+        return
     units: list = []
     size = nbytes_in = 0
     for line, index, payload, nbytes in _units(path, group_by):
@@ -238,18 +436,20 @@ def _batches(path: str, source: str, target: str, skip: int = 0) -> Iterator[tup
 
 
 def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp",
-            target: str = "adp", rejects: str | Path | None = None, workers: int = 1,
+            target: str = "adp", rejects: str | Path | None = None, workers: int | str = 1,
             resume: bool = False, progress: Callable[[int], None] | None = None) -> Tally:
     """Convert ``inputs`` into ``out``; rejected records go to ``rejects``.
 
     ``source`` is ``--from`` (dataset name, mapping file, dotted path; ``adp`` for ADP
     input) and ``target`` is ``--to``. Raises ValueError for a bad ``--from``/``--to``
-    before anything is written; unreadable inputs are recorded in the summary and skipped.
+    before anything is written; so does InputError when no input can be read at all
+    (``_unreadable``); other unreadable inputs are recorded in the summary and skipped.
     Output grows in ``.OUT.partial`` files beside the targets, with a checkpoint after
     every batch; ``resume=True`` continues a killed run from its last checkpoint.
     """
     make_pipeline(source, target)  # fail fast on a bad --from / --to
     inputs = [str(p) for p in inputs]
+    unreadable = _unreadable(inputs)  # before any output file exists
     if rejects is None:
         rejects = default_rejects_path(out)
     job = {"inputs": inputs, "source": source, "target": target, "rejects": str(rejects)}
@@ -258,6 +458,7 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
     start = time.perf_counter()
     id_key = make_pipeline(source, target).id_key
     ids = ckpt.written_ids(id_key)
+    workers = resolve_workers(workers, inputs)
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
         for i, path in enumerate(inputs):
@@ -267,14 +468,26 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
             counts = summary.per_input.setdefault(path, {"read": 0, "converted": 0,
                                                          "rejected": 0})
             done = skip
+            saved = float("-inf")
             try:
+                if path in unreadable:
+                    raise unreadable[path]
+                base = 0  # lines before the current batch, for unnumbered blocks
                 for result in _run(pool, workers, _batches(path, source, target, skip)):
                     n_read = _record(summary, counts, result)
                     data, renamed = unique_output(result[0], result[7], ids, id_key)
                     summary.renamed += renamed
-                    ckpt.write(data, result[1])
+                    rejected = result[1]
+                    if result[9] is not None:  # an unnumbered JSONL block
+                        if base and rejected:
+                            rejected = [_shift_line(r, base) for r in rejected]
+                        base += result[9]
+                    ckpt.write(data, rejected)
                     done += result[5]
-                    ckpt.save(i, done)
+                    now = time.perf_counter()
+                    if now - saved >= CHECKPOINT_SECONDS:  # the first batch, then by time
+                        ckpt.save(i, done)
+                        saved = now
                     if progress:
                         progress(n_read)
             except (InputError, OSError) as exc:
@@ -292,32 +505,105 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
     return summary
 
 
+AUTO_MAX_WORKERS = 8     # `--workers auto` uses at most this many processes,
+AUTO_MIN_BYTES = 32 << 20  # and one process below this much input: starting a worker
+                           # (a fresh interpreter and its imports) costs about as much
+
+
+def resolve_workers(workers: int | str, inputs: Iterable[str] = ()) -> int:
+    """The number of worker processes for ``--workers``: a count, or ``auto`` (also 0):
+    the CPUs this process may use, at most AUTO_MAX_WORKERS, and 1 when the local inputs
+    hold less than AUTO_MIN_BYTES (a Hugging Face or unknown input counts as large). The
+    driver only cuts and writes bytes, so N workers on N cores scale; see
+    docs/benchmarks.md."""
+    if isinstance(workers, str) and workers.strip().lower() != "auto":
+        try:
+            workers = int(workers)
+        except ValueError:
+            raise ValueError(f"--workers should be a number or 'auto', got {workers!r}") \
+                from None
+    if isinstance(workers, int) and workers > 0:
+        return workers
+    if isinstance(workers, int) and workers < 0:
+        raise ValueError(f"--workers should be at least 1 (or 0 / 'auto'), got {workers}")
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    total = 0
+    for path in inputs:
+        p = Path(path)
+        total += p.stat().st_size if p.is_file() else AUTO_MIN_BYTES
+    return 1 if total < AUTO_MIN_BYTES else max(1, min(cpus, AUTO_MAX_WORKERS))
+
+
+def _unreadable(inputs: list[str]) -> dict[str, InputError]:
+    """The inputs that cannot be opened at all (``io.check_input``: missing, a plain
+    directory, a DatasetDict without a split, a hub dataset offline / unreachable /
+    missing). When no input can be read the run stops here, before any output file
+    exists (InputError: exit 2); otherwise those inputs are reported in the summary and
+    the others converted (exit 3)."""
+    errors = {}
+    for path in inputs:
+        try:
+            check_input(path)
+        except InputError as exc:
+            errors[path] = exc
+    if errors and len(errors) == len(inputs):
+        first = next(iter(errors.values()))
+        more = f" (and {len(errors) - 1} more unreadable input(s))" if len(errors) > 1 else ""
+        raise InputError(f"{first}{more}; nothing was written")
+    return errors
+
+
 def unique_output(data: bytes, ids: list[tuple[str, int]], seen: UniqueIds,
                   id_key: str) -> tuple[bytes, int]:
     """A batch's output lines with repeated ids renamed (``seen`` holds the ids written so
-    far); returns the bytes and how many were renamed. Lines are only re-encoded when
-    their id changes."""
+    far); returns the bytes and how many were renamed. Only renamed lines change: the new
+    id is spliced in where the line starts with the id (the bytes orjson writes for the
+    renamed record), else the line is decoded and encoded again."""
     renamed = 0
     pieces: list[bytes] | None = None
-    pos = 0
+    pos = start = 0
+    take = seen.take
     for tid, size in ids:
-        new = seen.take(tid)
+        new = take(tid)
         if new != tid:
             if pieces is None:
-                pieces = [data[:pos]]
-            record = orjson.loads(data[pos:pos + size])
-            record[id_key] = new
-            pieces.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+                pieces = []
+            pieces.append(data[start:pos])
+            pieces.append(_renamed(data[pos:pos + size], id_key, tid, new))
+            start = pos + size
             renamed += 1
-        elif pieces is not None:
-            pieces.append(data[pos:pos + size])
         pos += size
-    return (data if pieces is None else b"".join(pieces)), renamed
+    if pieces is None:
+        return data, 0
+    pieces.append(data[start:])
+    return b"".join(pieces), renamed
+
+
+def _shift_line(reject: bytes, base: int) -> bytes:
+    """A reject line of a block numbered from 1, numbered in its input instead."""
+    record = orjson.loads(reject)
+    record["line"] += base
+    return orjson.dumps(record) + b"\n"
+
+
+def _renamed(line: bytes, id_key: str, old: str, new: str) -> bytes:
+    """``line`` (one record and its newline) with its ``id_key`` set to ``new``."""
+    key = b"{" + orjson.dumps(id_key) + b":"
+    head = key + orjson.dumps(old)
+    if line.startswith(head) and line[len(head):len(head) + 1] in (b",", b"}"):
+        # orjson writes the record the same with the new id, which is the first key
+        return key + orjson.dumps(new) + line[len(head):]
+    record = orjson.loads(line)
+    record[id_key] = new
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _record(summary: Tally, counts: dict, result: tuple) -> int:
     """Add one batch's result to the summary and its input's counts; return records read."""
-    _, _, ok, written, reasons, _, nbytes, _, unmapped = result
+    _, _, ok, written, reasons, _, nbytes, _, unmapped, _ = result
     n_rejected = sum(reasons.values())
     counts["read"] += ok + n_rejected
     counts["converted"] += ok
@@ -361,7 +647,7 @@ class _Stdout:
 
 class Checkpoint:
     """The output and rejects of one run, growing in ``.NAME.partial`` files beside their
-    targets, with a small JSON state saved after every batch (where each input stands,
+    targets, with a small JSON state saved after batches (where each input stands,
     file sizes, the summary so far). ``finish`` renames both into place; a killed run
     leaves them for ``--resume``, which truncates them to the last saved state."""
 
@@ -475,8 +761,9 @@ class ConvertConfig:
                           short="-o")
     rejects: str | None = opt(None, "Rejects JSONL file (source, line, reason, the raw "
                                     "record) [default: OUT.rejects.jsonl].")
-    workers: int = opt(1, "Worker processes; output is byte-identical for any value.",
-                       short="-w", min=1)
+    workers: int = opt(1, "Worker processes; output is byte-identical for any value. 0 is "
+                          "auto: one per usable CPU (at most 8), one for inputs under 32 MB.",
+                       short="-w", min=0)
     max_reject_rate: float = opt(0.05, "Exit 1 when more than this fraction of records (or "
                                        "any whole input) is rejected.", min=0.0, max=1.0)
     resume: bool = opt(False, "Continue a killed run of the same command from its last "

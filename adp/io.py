@@ -8,6 +8,15 @@ JSONL, JSON arrays or single JSON objects, Parquet, any of them gzip- or zstd-co
 (detected by magic bytes), local ``datasets.save_to_disk`` directories, and hub names
 (``hf://org/name[:split]``; only when such a path does not exist locally).
 
+A saved ``DatasetDict`` (several splits) is read one split at a time: ``DIR:train``;
+``DIR:all`` reads every split in the order the folder lists them. ``DIR`` alone is an
+error naming the splits, unless the folder holds just one. A hub input honours
+``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` (then it is read from the local datasets
+cache or refused at once) and otherwise costs one request to the hub before anything is
+read, so an unreachable hub or a missing dataset fails in a second, with one line, and
+not after a minute of retries. ``check_input(spec)`` runs those checks without reading a
+record, so a command can refuse an unreadable input before it creates any output.
+
 ``atomic_writer(path)`` writes to a temporary file beside ``path`` and renames it into
 place on success, so a killed run never leaves a half file under the final name.
 """
@@ -50,21 +59,52 @@ def open_binary(path: Path) -> IO[bytes]:
 
 
 def iter_units(path: str | Path) -> Iterator[tuple[int, bytes | dict]]:
-    """Yield ``(line, payload)`` for each record of one input (see module docstring)."""
-    spec = str(path)
-    p = Path(spec)
+    """Yield ``(line, payload)`` for each record of one input (see module docstring).
+
+    The input is checked when this is called (InputError for one that cannot be read at
+    all); records are read as the iterator is consumed."""
+    return _source(str(path))()
+
+
+def check_input(path: str | Path) -> None:
+    """Raise InputError now if ``path`` cannot be read at all (missing, a plain directory,
+    a DatasetDict without a split, an unknown split, a hub dataset that is unreachable,
+    missing, or not cached while offline); reads no record."""
+    _source(str(path))
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``DIR:split`` -> (DIR, split) when DIR is an existing directory and ``spec`` itself
+    is not an existing path; otherwise (spec, None). ``hf://`` specs are parsed by the
+    hub reader."""
+    if Path(spec).exists() or spec.startswith("hf://"):
+        return spec, None
+    head, sep, split = spec.rpartition(":")
+    if sep and head and re.fullmatch(r"[\w.-]+", split) and Path(head).is_dir():
+        return head, split
+    return spec, None
+
+
+def _source(spec: str):
+    """Check ``spec`` and return a function that yields its units."""
+    if spec.startswith("hf://") and not Path(spec).exists():
+        ds = _hub_dataset(spec)
+        return lambda: _iter_rows(ds)
+    target, split = split_spec(spec)
+    p = Path(target)
     if not p.exists():
-        if spec.startswith("hf://"):
-            yield from _iter_hub(spec[len("hf://"):])
-            return
         raise InputError(f"{spec}: no such file or directory")
     if p.is_dir():
         if (p / "dataset_info.json").exists() or (p / "state.json").exists() or \
                 (p / "dataset_dict.json").exists():
-            yield from _iter_saved_dataset(p)
-            return
+            parts = _saved_dataset(p, split, spec)
+            return lambda: _iter_rows(*parts)
         raise InputError(f"{spec}: is a directory, not a data file or a saved Hugging Face "
                          "dataset (datasets.save_to_disk); pass the files inside it instead")
+    return lambda: _iter_file(p)
+
+
+def _iter_file(p: Path) -> Iterator[tuple[int, bytes | dict]]:
     with open(p, "rb") as probe:
         if probe.read(4) == _PARQUET_MAGIC:
             yield from _iter_parquet(p)
@@ -219,14 +259,35 @@ def _iter_parquet(p: Path) -> Iterator[tuple[int, dict]]:
             yield row, record
 
 
-def _iter_saved_dataset(p: Path) -> Iterator[tuple[int, dict]]:
+def _saved_dataset(p: Path, split: str | None, spec: str) -> list:
+    """The splits of a ``save_to_disk`` folder to read, as dataset objects: a Dataset as
+    it is; for a DatasetDict the named split, every split for ``all``, or the only one."""
     import datasets
 
-    ds = datasets.load_from_disk(str(p))
-    if isinstance(ds, datasets.DatasetDict):
-        splits = list(ds.values())
-    else:
-        splits = [ds]
+    try:
+        ds = datasets.load_from_disk(str(p))
+    except (OSError, ValueError) as exc:  # FileNotFoundError, a broken or foreign folder
+        raise InputError(f"{spec}: cannot load the saved dataset: {_first_line(exc)}") from exc
+    if not isinstance(ds, datasets.DatasetDict):
+        if split is not None and split != "all":
+            raise InputError(f"{spec}: {p} holds one dataset, not a DatasetDict with splits; "
+                             f"drop ':{split}'")
+        return [ds]
+    names = list(ds)
+    if split == "all":
+        return [ds[n] for n in names]
+    if split is None:
+        if len(names) == 1:
+            return [ds[names[0]]]
+        raise InputError(f"{spec}: a DatasetDict with splits {', '.join(names)}; name one as "
+                         f"{p}:{names[0]}, or read them all in turn as {p}:all")
+    if split not in ds:
+        raise InputError(f"{spec}: no split {split!r}; the splits are {', '.join(names)} "
+                         f"(or {p}:all)")
+    return [ds[split]]
+
+
+def _iter_rows(*splits) -> Iterator[tuple[int, dict]]:
     row = 0
     for split in splits:
         for record in split:
@@ -234,13 +295,78 @@ def _iter_saved_dataset(p: Path) -> Iterator[tuple[int, dict]]:
             yield row, record
 
 
-def _iter_hub(name: str) -> Iterator[tuple[int, dict]]:
+HUB_TIMEOUT = 10.0  # seconds for the one reachability request before a hub read
+
+
+def hub_offline() -> str | None:
+    """The variable that puts Hugging Face datasets offline (``HF_DATASETS_OFFLINE``, else
+    ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``), or None when online."""
+    truthy = {"1", "ON", "YES", "TRUE"}
+    own = os.environ.get("HF_DATASETS_OFFLINE")
+    if own is not None:  # datasets lets its own variable override the hub's
+        return "HF_DATASETS_OFFLINE" if own.upper() in truthy else None
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if (os.environ.get(var) or "").upper() in truthy:
+            return var
+    return None
+
+
+_HUB_CACHE: dict[tuple, Any] = {}
+
+
+def _hub_dataset(spec: str):
+    """The dataset object behind ``hf://org/name[:split]``, checked (see module docstring):
+    streamed when online, from the local datasets cache when offline."""
+    name, _, split = spec[len("hf://"):].partition(":")
+    split = split or "train"
+    offline = hub_offline()
+    key = (name, split, offline, os.environ.get("HF_ENDPOINT"))
+    if key in _HUB_CACHE:  # check_input, then iter_units, in one process: one lookup
+        return _HUB_CACHE[key]
+    if not offline:
+        _probe_hub(name, spec)  # before importing datasets (seconds, with torch)
     import datasets
 
-    name, _, split = name.partition(":")
-    ds = datasets.load_dataset(name, split=split or "train", streaming=True)
-    for row, record in enumerate(ds, 1):
-        yield row, record
+    if offline:
+        try:
+            ds = datasets.load_dataset(name, split=split)  # memory-mapped Arrow from the cache
+        except Exception as exc:
+            raise InputError(f"{spec}: {offline}=1 is set and the dataset is not in the local "
+                             f"Hugging Face datasets cache ({_first_line(exc)}); unset "
+                             f"{offline} to download it, or pass a local file") from exc
+    else:
+        try:
+            ds = datasets.load_dataset(name, split=split, streaming=True)
+        except ValueError as exc:  # an unknown split, a bad config
+            raise InputError(f"{spec}: {_first_line(exc)}") from exc
+        except Exception as exc:
+            raise InputError(f"{spec}: cannot open the dataset: {_first_line(exc)}") from exc
+    _HUB_CACHE[key] = ds
+    return ds
+
+
+def _probe_hub(name: str, spec: str) -> None:
+    """One request, no retries: is the hub reachable and does the dataset exist?"""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    endpoint = constants.ENDPOINT
+    try:
+        HfApi(endpoint=endpoint).dataset_info(name, timeout=HUB_TIMEOUT)
+    except RepositoryNotFoundError as exc:
+        raise InputError(f"{spec}: no dataset {name!r} on the hub at {endpoint} (or it is "
+                         "private: log in with `hf auth login` or set HF_TOKEN)") from exc
+    except HfHubHTTPError as exc:
+        raise InputError(f"{spec}: the hub at {endpoint} answered {_first_line(exc)}") from exc
+    except Exception as exc:  # connection refused, DNS, timeout, proxy: no retries
+        raise InputError(f"{spec}: cannot reach the Hugging Face hub at {endpoint} "
+                         f"({type(exc).__name__}: {_first_line(exc)}); check the network, "
+                         "or set HF_HUB_OFFLINE=1 to read from the local cache") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @contextlib.contextmanager

@@ -143,14 +143,16 @@ class BaseMapping:
         if plan is None:  # worked out once per mapping: this runs for every record
             plan = self.__dict__["_unmapped_plan"] = (self.consumed(), self.turn_keys())
         consumed, turns = plan
-        out = [k for k, v in record.items() if k not in consumed and has_content(v)]
+        out = [] if consumed.issuperset(record) else \
+            [k for k, v in record.items() if k not in consumed and has_content(v)]
         if turns is not None:
             path, keys = turns
             items = get_field(record, path, None)
             if isinstance(items, list):
                 seen: dict[str, None] = {}
+                within = keys.issuperset
                 for item in items:
-                    if isinstance(item, dict):
+                    if isinstance(item, dict) and not within(item):
                         for k in item.keys() - keys:
                             if has_content(item[k]):
                                 seen[f"{path}[].{k}"] = None
@@ -435,6 +437,14 @@ def role_and_text(turn: Any, i: int, messages: str, role_key: str, content_key: 
                   ) -> tuple[str, str]:
     """(role, text) of chat turn ``i`` of the list at field ``messages``, both checked to
     be strings; the checks build their messages only when they fail (a hot path)."""
+    try:  # the common case: plain keys, both present, both strings
+        role, text = turn[role_key], turn[content_key]
+    except (KeyError, TypeError, IndexError):
+        pass
+    else:
+        if type(role) is str and type(text) is str and type(turn) is dict \
+                and "." not in role_key and "." not in content_key:
+            return role, text
     if not isinstance(turn, dict):
         typed(turn, dict, f"{messages}[{i}]")
     role = get_field(turn, role_key)
@@ -573,6 +583,8 @@ def build_converter(shape: str, mapping: BaseMapping) -> Converter:
             return out
     convert.group_by = mapping.group_by
     convert.unmapped = None if shape == "adp" else mapping.unmapped
+    convert.uses_index = mapping.id == "@index" or (
+        is_template(mapping.id) and "@index" in template_fields(mapping.id))
     return convert
 
 

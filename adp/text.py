@@ -70,3 +70,73 @@ def cut_suffix(suffix: re.Pattern | None, text: str) -> str:
 def compile_phrases(phrases: list[str], flags: int = 0) -> re.Pattern | None:
     """One pattern searching for any of ``phrases``."""
     return re.compile("|".join(f"(?:{p})" for p in phrases), flags) if phrases else None
+
+
+# --- one regex for a list of rules tried in order ---------------------------------------
+
+_LEADING_FLAGS = re.compile(r"\A((?:\(\?[aiLmsu]+\))+)")
+_GROUP_NAME = re.compile(r"\(\?P<([A-Za-z_]\w*)>")
+_NO_COMBINE = re.compile(r"\(\?P=|\(\?\(|\\[1-9]|\\g<|\(\?[a-zA-Z]*x")  # backrefs, verbose
+
+
+class Alternatives:
+    """Rules tried in order with ``re.match``, the first that matches wins, run as ONE
+    alternation ``(?P<_r0>rule0)|(?P<_r1>rule1)|...`` (each rule's named groups renamed
+    apart) and dispatched on the group that matched, instead of one ``match`` per rule.
+    The regex engine tries the branches in order at the start of the text, backtracking
+    inside each one, so the winner and its groups are those of the sequential loop.
+    Patterns the combination cannot hold (back-references, verbose mode) are matched one
+    by one, with the same result.
+
+        rules = Alternatives(['go to (?P<location>.+)', 'look$'])
+        rules.match("go to desk 1")  ->  (0, {"location": "desk 1"}, "go to desk 1")
+    """
+
+    def __init__(self, patterns: list[str]):
+        self.patterns = [re.compile(p) for p in patterns]  # also checks each one
+        self.names = [tuple(p.groupindex) for p in self.patterns]
+        self.regex: re.Pattern | None = None
+        self._slots: dict[int, tuple[int, tuple[tuple[str, int], ...]]] = {}
+        try:
+            self._combine(patterns)
+        except (re.error, ValueError, OverflowError, RecursionError):
+            self.regex = None
+
+    def _combine(self, patterns: list[str]) -> None:
+        if len(patterns) < 2 or any(_NO_COMBINE.search(p) for p in patterns):
+            return
+        parts = []
+        for i, p in enumerate(patterns):
+            m = _LEADING_FLAGS.match(p)
+            flags = "".join(f[2:-1] for f in re.findall(r"\(\?[aiLmsu]+\)", m.group(1))) \
+                if m else ""
+            body = p[m.end():] if m else p
+            body = _GROUP_NAME.sub(lambda g: f"(?P<_r{i}_{g.group(1)}>", body)
+            parts.append(f"(?P<_r{i}>(?{flags}:{body}))" if flags else f"(?P<_r{i}>{body})")
+        regex = re.compile("|".join(parts))
+        slots = {}
+        for i, names in enumerate(self.names):
+            own = tuple((n, regex.groupindex[f"_r{i}_{n}"]) for n in names)
+            if len(own) != len(names):
+                raise ValueError("a group was not renamed")
+            slots[regex.groupindex[f"_r{i}"]] = (i, own)
+        if len(slots) != len(patterns):
+            raise ValueError("rules lost")
+        self.regex, self._slots = regex, slots
+
+    def match(self, text: str) -> tuple[int, dict[str, str | None], str] | None:
+        """(index of the first rule that matches at the start, its named groups, the text
+        it matched), or None."""
+        regex = self.regex
+        if regex is not None:
+            m = regex.match(text)
+            if m is None:
+                return None
+            i, own = self._slots[m.lastindex]
+            group = m.group
+            return i, {n: group(k) for n, k in own}, group(m.lastindex)
+        for i, pattern in enumerate(self.patterns):
+            m = pattern.match(text)
+            if m is not None:
+                return i, m.groupdict(), m.group(0)
+        return None

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from ember.adp.mapping import (SYSTEM_CHOICES, SYSTEM_HELP, BaseMapping, ConvertError, get_field,
                                mark_final, option, record_details, record_id, role_and_text,
                                typed)
-from ember.adp.text import compile_phrases, compile_suffix, cut_suffix
+from ember.adp.text import Alternatives, compile_phrases, compile_suffix, cut_suffix
 from ember.adp.model import (api_action, code_action, message_action, text_observation,
                              trajectory)
 
@@ -174,7 +174,6 @@ def _required_text(pattern: re.Pattern) -> list[str]:
 
 def converter(mapping: Mapping):
     turn_res = [(regex, _required_text(regex)) for regex in map(re.compile, mapping.turn)]
-    rules = [(re.compile(r["match"]), next(k for k in KINDS if k in r), r) for r in mapping.actions]
     rewrites = [(re.compile(p), r) for p, r in mapping.prompt_rewrites]
     ack = re.compile(mapping.acknowledgement, re.I) if mapping.acknowledgement else None
     obs_prefix = re.compile(mapping.observation_prefix) if mapping.observation_prefix else None
@@ -185,8 +184,15 @@ def converter(mapping: Mapping):
     params = {name: list(_params(spec)) for name, spec in mapping.tools.items()}
     tools = _openai_tools(mapping.tools)
 
-    def turn_fields(turn, i: int) -> tuple[str, str]:
-        return role_and_text(turn, i, mapping.messages, mapping.role_key, mapping.content_key)
+    # Resolved once per mapping, not per turn: the rules as one alternation, the keys.
+    kinds = [(next(k for k in KINDS if k in r), r) for r in mapping.actions]
+    alternatives = Alternatives([r["match"] for r in mapping.actions])
+    lowercase = mapping.lowercase_action
+    role_key, content_key, messages = mapping.role_key, mapping.content_key, mapping.messages
+    plain_keys = "." not in role_key and "." not in content_key
+    assistant_roles = frozenset(mapping.assistant_roles)
+    splitters = [(regex, tuple(required), "thought" in regex.groupindex)
+                 for regex, required in turn_res]
 
     def api(groups: dict, fixed, text: str) -> tuple[str, dict]:
         name = groups.get("function") if fixed is True else fixed
@@ -209,37 +215,38 @@ def converter(mapping: Mapping):
 
     def split(text: str) -> tuple[str | None, str | None]:
         """An assistant turn -> (thought, action text); the action is None if it has none."""
-        for pattern, required in turn_res:
-            if not all(part in text for part in required):
-                continue
-            m = pattern.search(text)
-            if m:
-                thought = (m.groupdict().get("thought") or "").strip() or None
-                action = m.group("action").strip()
-                if mapping.lowercase_action:
-                    action = action.lower()
-                if non_actions and non_actions.search(action.lower()):
-                    action = None
-                return thought, action
+        for pattern, required, has_thought in splitters:
+            for part in required:
+                if part not in text:
+                    break
+            else:
+                m = pattern.search(text)
+                if m:
+                    thought = (m.group("thought") or "").strip() or None if has_thought else None
+                    action = m.group("action").strip()
+                    if lowercase:
+                        action = action.lower()
+                    if non_actions and non_actions.search(action.lower()):
+                        action = None
+                    return thought, action
         return None, None
 
     def act(action: str, thought: str | None, call_id: str) -> dict:
-        for regex, kind, rule in rules:
-            m = regex.match(action)
-            if not m:
-                continue
-            g = m.groupdict()
-            if kind == "code":
-                code = m.group(0) if g.get("code") is None else g["code"]
-                return code_action(rule["code"], code, thought, tool_call_id=call_id)
-            if kind == "api":
-                name, kwargs = api(g, rule["api"], action)
-                return api_action(name, kwargs, thought, tool_call_id=call_id)
-            if kind == "answer":
-                answer = (g.get("answer") or "").strip()
-                return message_action(answer, thought, answer=answer)
-            return message_action((g.get("message") or "").strip(), thought, final=True)
-        raise ConvertError("unparseable-action", f"no action rule matches {action[:200]!r}")
+        found = alternatives.match(action)
+        if found is None:
+            raise ConvertError("unparseable-action", f"no action rule matches {action[:200]!r}")
+        i, g, whole = found
+        kind, rule = kinds[i]
+        if kind == "code":
+            code = whole if g.get("code") is None else g["code"]
+            return code_action(rule["code"], code, thought, tool_call_id=call_id)
+        if kind == "api":
+            name, kwargs = api(g, rule["api"], action)
+            return api_action(name, kwargs, thought, tool_call_id=call_id)
+        if kind == "answer":
+            answer = (g.get("answer") or "").strip()
+            return message_action(answer, thought, answer=answer)
+        return message_action((g.get("message") or "").strip(), thought, final=True)
 
     def convert(record: dict) -> dict:
         traj_id = record_id(record, mapping)
@@ -249,12 +256,18 @@ def converter(mapping: Mapping):
         n_calls = n_agent = 0
         seen_prompt = False
         for i, turn in enumerate(raw):
-            role, text = turn_fields(turn, i)
+            try:  # plain keys holding strings: no helper call per turn
+                role, text = turn[role_key], turn[content_key]
+                if not (plain_keys and type(role) is str and type(text) is str
+                        and type(turn) is dict):
+                    raise TypeError
+            except (KeyError, TypeError, IndexError):
+                role, text = role_and_text(turn, i, messages, role_key, content_key)
             if role in system_roles:
                 if mapping.system == "observation" and text.strip():
                     events.append(text_observation(text, "user", name="system"))
                 continue
-            if role not in mapping.assistant_roles:
+            if role not in assistant_roles:
                 if pending is not None:
                     if obs_prefix and (m := obs_prefix.match(text)):
                         text = text[m.end():]

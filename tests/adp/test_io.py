@@ -86,3 +86,26 @@ def test_atomic_writer_leaves_nothing_on_failure(tmp_path):
         f.write(b"done\n")
     assert target.read_bytes() == b"done\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_split_suffix_only_for_saved_datasets_and_checked_before_reading(tmp_path):
+    import datasets
+
+    from ember.adp.io import check_input, split_spec
+
+    colon = tmp_path / "a:b.jsonl"  # an existing name with a colon is a plain file
+    colon.write_text('{"id": "x"}\n')
+    assert split_spec(str(colon)) == (str(colon), None)
+    assert parsed(iter_units(colon)) == [{"id": "x"}]
+    with pytest.raises(InputError, match="no such file"):  # a split on a file: not a split
+        check_input(f"{colon}:train")
+    one = tmp_path / "one"
+    datasets.Dataset.from_list([{"id": "y"}]).save_to_disk(str(one))
+    assert split_spec(f"{one}:train") == (str(one), "train")
+    with pytest.raises(InputError, match="holds one dataset.*drop ':train'"):
+        iter_units(f"{one}:train")  # raised on the call, before any record is read
+    assert parsed(iter_units(f"{one}:all")) == [{"id": "y"}]
+    only = tmp_path / "only"
+    datasets.DatasetDict({"test": datasets.Dataset.from_list([{"id": "z"}])}).save_to_disk(
+        str(only))
+    assert parsed(iter_units(only)) == [{"id": "z"}]  # one split: nothing to choose
