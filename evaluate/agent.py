@@ -16,11 +16,11 @@ counts towards the turn limit. A rollout ends answered, at the turn limit, or on
 error.
 
 Steps are synchronous across rollouts so the LLM layer sees big batches: at each step all
-running rollouts that share a seed go out in one ``LLM.generate`` call (a call takes one
-SamplingParams, so there is one call per distinct seed), and all their queries go to the
-retriever in one batch. Each rollout keeps its own seed at every step, so rollouts of one
-question differ and each one's calls are cached on their own; rerunning replays them from
-the cache.
+running rollouts, whatever their question and seed, go out in one ``LLM.generate`` call
+(``seeds=`` gives each its own), and all their queries go to the retriever in one batch.
+Each rollout keeps its own seed at every step, so rollouts of one question differ and each
+one's calls are cached on their own (keyed exactly as a call with that seed alone);
+rerunning replays them from the cache.
 """
 
 from __future__ import annotations
@@ -176,12 +176,11 @@ def run_agent(llm, questions: list[str], search, params: SamplingParams, *,
         if not running:
             break
         searches: list[tuple[Rollout, dict]] = []
-        for seed in dict.fromkeys(r.seed for r in running):
-            group = [r for r in running if r.seed == seed]
-            step_params = dataclasses.replace(params, n=1, seed=seed, stop=list(STOP))
-            results = llm.generate([r.messages for r in group], step_params)
-            for r, result in zip(group, results):
-                searches += _take_step(r, turn, result)
+        step_params = dataclasses.replace(params, n=1, stop=list(STOP))
+        results = llm.generate([r.messages for r in running], step_params,
+                               seeds=[r.seed for r in running])
+        for r, result in zip(running, results):
+            searches += _take_step(r, turn, result)
         if searches:
             hits = search([step["query"] for _, step in searches], topk)
             for (r, step), found in zip(searches, hits):

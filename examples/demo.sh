@@ -59,11 +59,13 @@ PY
 
 echo "== 7. agentic-search trajectories (behaviour priming): embedded model as teacher and judge"
 ember synth index examples/data/search/corpus.jsonl -o "$OUT/search/index"
-ember synth trajectories --backend openai --base-url "$URL" --model "$MODEL_DIR" --timeout 600 \
+# In-process (--backend hf) so that the judge's JSON is grammar-constrained (llguidance):
+# `transformers serve` accepts response_format but ignores it.
+ember synth trajectories --backend hf --model smollm2 \
   -q examples/data/search/questions.jsonl --limit 2 --index "$OUT/search/index" \
   --samples 2 --max-turns 3 --topk 2 --max-new-tokens 48 \
   --judge-max-new-tokens 64 --judge-attempts 2 --keep any --min-yield 0 \
-  -o "$OUT/search/trajectories.jsonl"   # the 135M judge rarely writes valid JSON: 0 kept is a plumbing result
+  -o "$OUT/search/trajectories.jsonl"
 ember validate "$OUT/search/trajectories.jsonl"
 ember convert "$OUT/search/trajectories.jsonl" --to sft-chat -o "$OUT/search/trajectories.sft.jsonl"
 kill $SERVER 2>/dev/null || true  # free the CPU for training

@@ -19,18 +19,33 @@ caller can store it before the rest are done (ember.llm.client caches it). With
 that exception and left in its slot of the returned list, and the other prompts go on;
 without it, the first failure raises, as before.
 
+`seeds` (one per prompt) overrides `params.seed` prompt by prompt, so one call can carry
+rollouts that must differ; `json_schema` asks for JSON valid under that schema through
+the backend's constrained decoding where it has one (ember.llm.structured; the caller
+still validates).
+
 - `hf`: batched `model.generate`, left padding, prompts sorted longest first; greedy when
   temperature == 0, else sampling seeded by `seed` (same seed, same prompts, same text).
-- `openai`: asyncio + AsyncOpenAI with bounded concurrency; retries timeouts, connection
+  transformers' generate takes no per-row generator, so with several `seeds` the prompts
+  are batched per distinct seed (each group exactly as a call with that seed alone:
+  results do not depend on which other seeds share the call). With `json_schema` a
+  llguidance grammar processor constrains every row (without llguidance: unconstrained,
+  one warning).
+- `openai`: asyncio + AsyncOpenAI with bounded concurrency, each request with its prompt's
+  seed; `json_schema` goes as a strict `response_format` json_schema, and a server that
+  answers it with a 400/422 naming response_format is asked again without it, once and
+  from then on (`response_format_supported` becomes False); retries timeouts, connection
   errors, 429, 5xx and malformed responses with exponential backoff and jitter (at least
   the Retry-After a server asks for), then raises BackendError. The API key is read from
   the environment variable `api_key_env` only, and is never logged, nor left in error
   messages or completion texts (an echoing server).
-- `vllm`: `vllm.LLM` (GPU; `pip install ember[gpu]`).
+- `vllm`: `vllm.LLM` (GPU; `pip install ember[gpu]`); one SamplingParams per prompt (its
+  seed, and structured outputs for `json_schema`). Untested here: no vLLM on CPU.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -39,6 +54,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from ember.llm.models import resolve_model
+from ember.llm.structured import (GrammarCompiler, grammar_available, names_response_format,
+                                  response_format)
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +86,18 @@ class BackendError(RuntimeError):
 
 class Backend(Protocol):
     def generate(self, prompts: list[list[dict] | str], params: SamplingParams,
-                 on_progress: Progress | None = None, on_result: OnResult | None = None
+                 on_progress: Progress | None = None, on_result: OnResult | None = None, *,
+                 seeds: list[int] | None = None, json_schema: dict | None = None
                  ) -> list[list[Completion] | BackendError]: ...
+
+
+def prompt_seeds(prompts, params: SamplingParams, seeds: list[int] | None) -> list[int]:
+    """The seed of each prompt: `seeds` when given (one per prompt), else `params.seed`."""
+    if seeds is None:
+        return [params.seed] * len(prompts)
+    if len(seeds) != len(prompts):
+        raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
+    return list(seeds)
 
 
 def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
@@ -114,6 +141,25 @@ class HFBackend:
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
         self.end_ids = set(eos) | {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        self._eos = [t for t in eos if t is not None] or [self.tokenizer.eos_token_id]
+        self._grammar = None  # the llguidance compiler, built on the first JSON call
+        self.structured = "grammar" if grammar_available() else None
+
+    def _json_processor(self, schema: dict):
+        """A fresh grammar processor for one generate call, or None without llguidance."""
+        if self.structured is None:
+            if not HFBackend._warned:
+                HFBackend._warned = True
+                log.warning("JSON output on --backend hf is not constrained (llguidance is not "
+                            "installed: pip install llguidance); parsing and retrying instead")
+            return None
+        if self._grammar is None:
+            self._grammar = GrammarCompiler(self.tokenizer,
+                                            getattr(self.model.config, "vocab_size", None),
+                                            self._eos)
+        return self._grammar.processor(schema)
+
+    _warned = False
 
     def encode(self, prompt: list[dict] | str) -> list[int]:
         if isinstance(prompt, str):
@@ -123,9 +169,11 @@ class HFBackend:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def generate(self, prompts, params: SamplingParams, on_progress: Progress | None = None,
-                 on_result: OnResult | None = None):
+                 on_result: OnResult | None = None, *, seeds: list[int] | None = None,
+                 json_schema: dict | None = None):
         import torch
 
+        row_seeds = prompt_seeds(prompts, params, seeds)
         ids = [self.encode(p) for p in prompts]
         results: list[list[Completion] | BackendError | None] = [None] * len(prompts)
         limit = self._prompt_limit(params.max_new_tokens)
@@ -141,9 +189,11 @@ class HFBackend:
                     raise results[i]
                 on_result(i, results[i])
         # Longest first: similar lengths share a batch (little padding) and an
-        # out-of-memory error shows up on the first batch, not after an hour.
-        order = sorted((i for i in range(len(ids)) if results[i] is None),
-                       key=lambda i: -len(ids[i]))
+        # out-of-memory error shows up on the first batch, not after an hour. One group per
+        # distinct seed (in first-seen order), each batched as if it had been called alone.
+        live = [i for i in range(len(ids)) if results[i] is None]
+        groups = [sorted((i for i in live if row_seeds[i] == seed), key=lambda i: -len(ids[i]))
+                  for seed in dict.fromkeys(row_seeds[i] for i in live)]
         sample = params.temperature > 0
         kwargs = dict(max_new_tokens=params.max_new_tokens, do_sample=sample,
                       pad_token_id=self.tokenizer.pad_token_id)
@@ -156,24 +206,35 @@ class HFBackend:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
 
         devices = [self.device] if self.device.type == "cuda" else []
+        finished = 0
         # transformers' generate takes no torch.Generator, so seed the global RNG inside
         # fork_rng: the run is reproducible and the caller's RNG state is left untouched.
-        with torch.random.fork_rng(devices=devices), torch.inference_mode():
-            torch.manual_seed(params.seed)
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
-                batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk]},
-                                           return_tensors="pt").to(self.device)
-                out = self.model.generate(**batch, **kwargs)
-                new = out[:, batch["input_ids"].shape[1]:].tolist()
-                per = params.n if sample else 1
-                for j, i in enumerate(chunk):
-                    done = [self._completion(row, params.stop) for row in new[j * per:(j + 1) * per]]
-                    results[i] = done if sample else done * params.n
-                    if on_result:
-                        on_result(i, results[i])
-                if on_progress:
-                    on_progress(min(start + self.batch_size, len(order)), len(order))
+        for order in groups:
+            with torch.random.fork_rng(devices=devices), torch.inference_mode():
+                torch.manual_seed(row_seeds[order[0]])
+                for start in range(0, len(order), self.batch_size):
+                    chunk = order[start:start + self.batch_size]
+                    batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk]},
+                                               return_tensors="pt").to(self.device)
+                    extra = {}
+                    if json_schema is not None:
+                        processor = self._json_processor(json_schema)
+                        if processor is not None:
+                            from transformers import LogitsProcessorList
+
+                            extra["logits_processor"] = LogitsProcessorList([processor])
+                    out = self.model.generate(**batch, **kwargs, **extra)
+                    new = out[:, batch["input_ids"].shape[1]:].tolist()
+                    per = params.n if sample else 1
+                    for j, i in enumerate(chunk):
+                        done = [self._completion(row, params.stop)
+                                for row in new[j * per:(j + 1) * per]]
+                        results[i] = done if sample else done * params.n
+                        if on_result:
+                            on_result(i, results[i])
+                    finished += len(chunk)
+                    if on_progress:
+                        on_progress(finished, len(live))
         return results
 
     def _prompt_limit(self, max_new_tokens: int) -> int | None:
@@ -209,13 +270,29 @@ class OpenAIBackend:
         self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
         self.backoff = backoff  # first retry waits up to this many seconds, then doubles
         self.n_supported = True  # set False once the server answers n > 1 with fewer choices
+        # None: not asked yet; False once the server refused (400/422) or ignored it
+        self.response_format_supported: bool | None = None
+
+    @property
+    def structured(self) -> str | None:
+        """"response_format" while JSON calls ask the server for it, else None."""
+        return None if self.response_format_supported is False else "response_format"
+
+    def response_format_unsupported(self, why: str) -> None:
+        """Stop sending response_format (the server refused or ignored it); logs once."""
+        if self.response_format_supported is not False:
+            self.response_format_supported = False
+            log.warning("%s does not honour response_format json_schema (%s); parsing and "
+                        "retrying JSON instead", self.base_url or "the endpoint", why)
 
     def generate(self, prompts, params: SamplingParams, on_progress: Progress | None = None,
-                 on_result: OnResult | None = None):
+                 on_result: OnResult | None = None, *, seeds: list[int] | None = None,
+                 json_schema: dict | None = None):
         import asyncio  # here, so that importing ember (and `ember --help`) stays light
         import concurrent.futures
 
-        coro = self._generate(prompts, params, on_progress, on_result)
+        coro = self._generate(prompts, params, on_progress, on_result,
+                              prompt_seeds(prompts, params, seeds), json_schema)
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # plain synchronous caller (or a worker thread): own loop
@@ -225,7 +302,7 @@ class OpenAIBackend:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, coro).result()
 
-    async def _generate(self, prompts, params, on_progress, on_result):
+    async def _generate(self, prompts, params, on_progress, on_result, seeds, schema):
         import asyncio
 
         from openai import AsyncOpenAI
@@ -247,7 +324,8 @@ class OpenAIBackend:
         async def one(i, prompt):
             nonlocal done
             try:
-                result = await self._prompt(call, prompt, params)
+                result = await self._prompt(call, prompt, dataclasses.replace(
+                    params, seed=seeds[i]), schema)
             except BackendError as e:
                 if on_result is None:
                     raise
@@ -262,21 +340,22 @@ class OpenAIBackend:
         async with client:
             return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
 
-    async def _prompt(self, call, prompt, params: SamplingParams) -> list[Completion]:
+    async def _prompt(self, call, prompt, params: SamplingParams, schema=None) -> list[Completion]:
         import asyncio
 
         n = params.n if self.n_supported else 1
-        got = await self._request(call, prompt, params, n, params.seed)
+        got = await self._request(call, prompt, params, n, params.seed, schema)
         if len(got) < params.n and n > 1:
             self.n_supported = False
             log.info("server ignored n=%d; sending one request per sample", params.n)
         # Missing samples come from separate requests, each with its own seed so that
         # sampled answers differ (greedy ones are identical anyway).
-        extra = await asyncio.gather(*(self._request(call, prompt, params, 1, params.seed + k)
+        extra = await asyncio.gather(*(self._request(call, prompt, params, 1, params.seed + k,
+                                                     schema)
                                        for k in range(len(got), params.n)))
         return (got + [c for cs in extra for c in cs])[:params.n]
 
-    async def _request(self, call, prompt, params, n, seed) -> list[Completion]:
+    async def _request(self, call, prompt, params, n, seed, schema=None) -> list[Completion]:
         import asyncio
 
         args = dict(model=self.model, max_tokens=params.max_new_tokens, seed=seed,
@@ -286,10 +365,20 @@ class OpenAIBackend:
         if params.stop:
             args["stop"] = list(params.stop)
         chat = not isinstance(prompt, str)
-        for attempt in range(self.max_retries + 1):
+        if schema is not None and chat and self.structured:
+            args["response_format"] = response_format(schema)
+        attempt = 0
+        while True:
             resp, (status, retry, wait_hint, detail) = await self._attempt(call, prompt, args, chat)
             if resp is not None:
                 break
+            if "response_format" in args and names_response_format(status, detail):
+                # refused: ask again without it (not a retry), and never send it again
+                self.response_format_unsupported(f"{status}: {detail[:120]}")
+                del args["response_format"]
+                continue
+            if "response_format" in args and self.response_format_supported is False:
+                del args["response_format"]  # another request found out meanwhile
             if not retry or attempt == self.max_retries:
                 tries = f" after {attempt + 1} attempts" if retry else ""
                 raise BackendError(
@@ -298,6 +387,9 @@ class OpenAIBackend:
             delay = max(random.uniform(0, self.backoff * 2 ** attempt), wait_hint)
             log.warning("%s; retry %d/%d in %.1fs", status, attempt + 1, self.max_retries, delay)
             await asyncio.sleep(delay)
+            attempt += 1
+        if "response_format" in args:
+            self.response_format_supported = self.response_format_supported or True
         # usage covers all choices; with n > 1 each gets an equal share (servers don't split it)
         per = ((resp.usage and resp.usage.completion_tokens) or 0) // max(len(resp.choices), 1)
         out = []
@@ -380,11 +472,31 @@ class VLLMBackend:
         self.llm = vllm.LLM(model=resolve_model(model), dtype=dtype, **engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
 
+    structured = "structured-outputs"
+
+    def _structured(self, schema: dict) -> dict:
+        """SamplingParams keywords asking for JSON under `schema`: `structured_outputs`
+        (vLLM >= 0.10.2; the guided_* names went in 0.12), else `guided_decoding`."""
+        try:
+            from vllm.sampling_params import StructuredOutputsParams
+        except ImportError:
+            from vllm.sampling_params import GuidedDecodingParams
+
+            return {"guided_decoding": GuidedDecodingParams(json=schema)}
+        return {"structured_outputs": StructuredOutputsParams(json=schema)}
+
     def generate(self, prompts, params: SamplingParams, on_progress: Progress | None = None,
-                 on_result: OnResult | None = None):
-        sp = self.vllm.SamplingParams(n=params.n, temperature=params.temperature,
-                                      top_p=params.top_p, max_tokens=params.max_new_tokens,
-                                      seed=params.seed, stop=list(params.stop) or None)
+                 on_result: OnResult | None = None, *, seeds: list[int] | None = None,
+                 json_schema: dict | None = None):
+        extra = self._structured(json_schema) if json_schema is not None else {}
+        by_seed = {}  # one SamplingParams per distinct seed, shared by its prompts
+        for seed in prompt_seeds(prompts, params, seeds):
+            if seed not in by_seed:
+                by_seed[seed] = self.vllm.SamplingParams(
+                    n=params.n, temperature=params.temperature, top_p=params.top_p,
+                    max_tokens=params.max_new_tokens, seed=seed,
+                    stop=list(params.stop) or None, **extra)
+        sp = [by_seed[seed] for seed in prompt_seeds(prompts, params, seeds)]
         inputs = []
         for p in prompts:
             if isinstance(p, str):
@@ -392,7 +504,8 @@ class VLLMBackend:
             else:  # rendered like the hf backend; token ids so no second BOS is added
                 text = self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
                 inputs.append({"prompt_token_ids": self.tokenizer.encode(text, add_special_tokens=False)})
-        # vLLM schedules and batches everything itself and returns outputs in input order.
+        # vLLM schedules and batches everything itself and returns outputs in input order;
+        # a list of SamplingParams gives each prompt its own.
         outs = self.llm.generate(inputs, sp, use_tqdm=False)
         results = [[Completion(c.text, len(c.token_ids), c.finish_reason or "stop")
                     for c in sorted(o.outputs, key=lambda c: c.index)] for o in outs]

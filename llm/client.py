@@ -6,9 +6,11 @@
     llm = make_llm(LLMConfig(model="smollm2"), out="tasks.jsonl")   # cache: tasks.jsonl.cache.sqlite
     results = llm.generate([[{"role": "user", "content": "2+3?"}]], SamplingParams(max_new_tokens=32))
     results[0].ok, results[0].text, results[0].error       # per item; a failure is not an exception
+    results = llm.generate(prompts, params, seeds=[0, 1, 2])  # one call, a seed per prompt
     pairs = llm.generate_json(prompts, schema, SamplingParams(temperature=0.7))
     obj, reason = pairs[0]                                  # (dict, None) or (None, "why not")
     llm.usage   # {"calls", "cached", "failed", "completion_tokens", "seconds"}
+    llm.warnings  # one line each, for the run's Summary (e.g. JSON not constrained)
 
 Every prompt is looked up in the cache first; only misses go to the backend, and each
 finished call is stored the moment the backend hands it over (openai: as each request
@@ -18,7 +20,11 @@ backend's retries) are not cached, so a rerun tries them again.
 
 The cache key is the model's identity, the prompt and every sampling field: the same
 prompt asked with another seed is another call; that is how `generate_json` retries
-(attempt k uses seed + k, and each attempt is cached on its own). The identity of a local model directory
+(attempt k uses seed + k, and each attempt is cached on its own). `seeds=` gives each
+prompt its own seed within one call; each is keyed exactly as a call with that seed alone.
+A JSON call's key also holds the schema and, for an in-process backend, whether it
+constrains decoding (ember.llm.structured), so answers from a run without llguidance
+are not replayed once it is installed. The identity of a local model directory
 (and of the embedded `smollm2` on the hf and vllm backends) is a hash of its model files'
 contents, so a model retrained in place gets fresh answers; a served model's name
 (`--backend openai`, unless the name is a local directory) or a hub id stands for itself.
@@ -74,6 +80,7 @@ class LLM:
     def __init__(self, backend: Backend, *, model: str, cache: Cache | None = None):
         self.backend, self.model, self.cache = backend, model, cache
         self.usage = {"calls": 0, "cached": 0, "failed": 0, "completion_tokens": 0, "seconds": 0.0}
+        self.warnings: list[str] = []  # one line each, said once; commands put them in Summary
         self._lock = threading.Lock()  # results may arrive on the backend's loop thread
         self._identity: str | None = None
 
@@ -87,12 +94,40 @@ class LLM:
                 self.model, embedded=not isinstance(self.backend, OpenAIBackend))
         return self._identity
 
+    def structured(self) -> str | None:
+        """How the backend constrains JSON output now ("grammar", "response_format",
+        "structured-outputs"), or None when generate_json only parses and retries."""
+        return getattr(self.backend, "structured", None)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
     def generate(self, prompts: list[list[dict] | str], params: SamplingParams,
-                 on_progress: Progress | None = None) -> list[Result]:
-        """One Result per prompt, in input order; identical prompts are asked once."""
+                 on_progress: Progress | None = None, *, seeds: list[int] | None = None,
+                 json_schema: dict | None = None) -> list[Result]:
+        """One Result per prompt, in input order; identical (prompt, seed) pairs are asked
+        once. ``seeds`` (one per prompt) replaces ``params.seed`` prompt by prompt, in one
+        backend call; ``json_schema`` asks the backend to constrain decoding to it."""
+        seeds = list(seeds) if seeds is not None else [params.seed] * len(prompts)
+        if len(seeds) != len(prompts):
+            raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
         # Without a cache the keys only merge identical prompts: the name will do.
         model = self.identity if self.cache is not None else self.model
-        keys = [cache_key(model, p, params) for p in prompts]
+        # What was asked for: an endpoint is always asked for response_format (whether it
+        # honours it is its business, and may be found out halfway through a run); an
+        # in-process backend constrains or not depending on what is installed.
+        mode = None if json_schema is None else "response_format" if isinstance(
+            self.backend, OpenAIBackend) else self.structured()
+        per_seed = {s: dataclasses.replace(params, seed=s) for s in dict.fromkeys(seeds)}
+
+        def key_of(prompt, seed):
+            if json_schema is None:
+                return cache_key(model, prompt, per_seed[seed])
+            return cache_key(model, {"prompt": prompt, "json_schema": json_schema,
+                                     "constrained": mode}, per_seed[seed])
+
+        keys = [key_of(p, s) for p, s in zip(prompts, seeds)]
         first: dict[str, int] = {}  # key -> index of its first prompt
         for i, key in enumerate(keys):
             first.setdefault(key, i)
@@ -129,9 +164,16 @@ class LLM:
 
         if todo:
             t0 = time.perf_counter()
+            todo_seeds = [seeds[first[k]] for k in todo]
+            extra = {}  # only what is needed, so that minimal backends keep working
+            if len(set(todo_seeds)) > 1:
+                extra["seeds"] = todo_seeds
+            if json_schema is not None:
+                extra["json_schema"] = json_schema
             try:
-                returned = self.backend.generate([prompts[first[k]] for k in todo], params,
-                                                 on_result=finished)
+                returned = self.backend.generate([prompts[first[k]] for k in todo],
+                                                 per_seed[todo_seeds[0]], on_result=finished,
+                                                 **extra)
             finally:
                 self.usage["seconds"] += time.perf_counter() - t0
             for j, value in enumerate(returned):  # a backend that ignored on_result
@@ -140,26 +182,36 @@ class LLM:
         return [results[key] for key in keys]
 
     def generate_json(self, prompts: list[list[dict] | str], schema: dict, params: SamplingParams,
-                      *, attempts: int = 3, on_progress: Progress | None = None
+                      *, attempts: int = 3, on_progress: Progress | None = None,
+                      seeds: list[int] | None = None
                       ) -> list[tuple[dict | None, str | None]]:
         """(object, None) when a completion parsed and validated, else (None, reason).
 
-        Attempt k (k = 0..attempts-1) asks the still-failing prompts again with seed + k;
-        the first of a call's `n` completions that parses and validates wins. A call that
-        failed in the backend is not retried here (the backend already retried it).
-        `on_progress` is forwarded to each attempt's generate.
+        Decoding is constrained to `schema` where the backend can (ember.llm.structured);
+        the output is parsed strictly and validated all the same. Attempt k
+        (k = 0..attempts-1) asks the still-failing prompts again with seed + k (per prompt
+        with `seeds`); the first of a call's `n` completions that parses and validates
+        wins. A call that failed in the backend is not retried here (the backend already
+        retried it). `on_progress` is forwarded to each attempt's generate.
+
+        A backend that cannot constrain is reported once in `warnings`; an endpoint that
+        accepted `response_format` but answered with invalid JSON that was not cut at max
+        tokens ignored it, and is marked so (later attempts parse and retry).
         """
         import jsonschema
 
         validator = jsonschema.validators.validator_for(schema)(schema)
+        base = list(seeds) if seeds is not None else [params.seed] * len(prompts)
         out: list[tuple[dict | None, str | None]] = [(None, "not attempted")] * len(prompts)
         pending = list(range(len(prompts)))
         for attempt in range(attempts):
             if not pending:
                 break
-            retry_params = dataclasses.replace(params, seed=params.seed + attempt)
-            results = self.generate([prompts[i] for i in pending], retry_params, on_progress)
-            again = []
+            mode = self.structured()
+            results = self.generate([prompts[i] for i in pending], params, on_progress,
+                                    seeds=[base[i] + attempt for i in pending],
+                                    json_schema=schema)
+            again, ignored = [], False
             for i, result in zip(pending, results):
                 if not result.ok:
                     out[i] = (None, f"backend error: {result.error}")
@@ -167,6 +219,13 @@ class LLM:
                 out[i] = _first_valid(result.completions, validator)
                 if out[i][0] is None:
                     again.append(i)
+                    ignored |= any(c.finish_reason != "length" for c in result.completions)
+            if mode == "response_format" and ignored and \
+                    hasattr(self.backend, "response_format_unsupported"):
+                self.backend.response_format_unsupported("it answered with invalid JSON")
+            if self.structured() is None:
+                self.warn(_UNCONSTRAINED["response_format" if isinstance(
+                    self.backend, OpenAIBackend) else None])
             pending = again
         for i in pending:
             out[i] = (None, f"{out[i][1]} (after {attempts} attempts)")
@@ -187,6 +246,15 @@ class LLM:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_UNCONSTRAINED = {
+    None: "JSON output is not constrained on this backend (hf: pip install llguidance); "
+          "invalid JSON is parsed strictly and retried with a new seed",
+    "response_format": "the endpoint does not honour response_format json_schema (it refused "
+                       "or ignored it); invalid JSON is parsed strictly and retried with a "
+                       "new seed",
+}
 
 
 def _reject_constant(name: str):

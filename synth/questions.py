@@ -335,6 +335,15 @@ EXTRACT_SCHEMA = {
     "properties": {"question": {"type": "string", "minLength": 5},
                    "answer": {"type": ["string", "number"]},
                    "thinking": {"type": "string"}},
+    "additionalProperties": False,
+}
+# The judge's reply: every dimension an integer score 1-5 (an enum, which every
+# constrained decoder and OpenAI's strict mode take), nothing else.
+JUDGE_SCHEMA = {
+    "type": "object",
+    "properties": {d: {"type": "integer", "enum": [1, 2, 3, 4, 5]} for d in JUDGE_DIMENSIONS},
+    "required": list(JUDGE_DIMENSIONS),
+    "additionalProperties": False,
 }
 
 
@@ -574,10 +583,17 @@ class QuestionSynth:
             thinking=task.get("thinking") or "(none)"))
 
     def judge_stage(self, tasks: list[dict], attempts: int = 3) -> list[dict]:
-        ex = EXAMPLES["bridging"]  # shown as a judged example, so that small models rate
-        shot = (self.judge_prompt({"prompt": ex["question"], "answer": ex["answer"],
-                                   "thinking": ex["thinking"]}),
-                '{"clarity": 5, "answerability": 5, "multi_hop_depth": 4, "correctness": 5}')
+        """Scores as JSON under JUDGE_SCHEMA (constrained decoding where the backend has
+        it, then strictly validated). Only where decoding is not constrained is a judged
+        example shown first (as an earlier turn), since a small model otherwise rarely
+        writes the object at all; a constrained judge sees none, as it would copy its
+        scores."""
+        shot = None
+        if self.llm.structured() is None:
+            ex = EXAMPLES["bridging"]
+            shot = (self.judge_prompt({"prompt": ex["question"], "answer": ex["answer"],
+                                       "thinking": ex["thinking"]}),
+                    '{"clarity": 5, "answerability": 5, "multi_hop_depth": 4, "correctness": 5}')
         scores: list[dict | None] = [None] * len(tasks)
         replies = [""] * len(tasks)
         for attempt in range(attempts):  # greedy first, then sampled retries
@@ -587,9 +603,11 @@ class QuestionSynth:
             prompts = [chat(None, self.judge_prompt(tasks[i]), shot) for i in todo]
             params = self.params(0.0 if attempt == 0 else 0.7, self.cfg.seed + attempt,
                                  min(self.cfg.max_new_tokens, 96))  # a short JSON object
-            for i, r in zip(todo, self.llm.generate(prompts, params, self.on_progress)):
-                replies[i] = r.text if r.ok else f"error: {r.error}"
-                scores[i] = parse_judge(r.text) if r.ok else None
+            got = self.llm.generate_json(prompts, JUDGE_SCHEMA, params, attempts=1,
+                                         on_progress=self.on_progress)
+            for i, (obj, why) in zip(todo, got):
+                replies[i] = why or ""
+                scores[i] = {d: float(obj[d]) for d in JUDGE_DIMENSIONS} if obj else None
         out = []
         for t, sc, reply in zip(tasks, scores, replies):
             self.stages["judge"]["in"] += 1
@@ -679,6 +697,7 @@ def synth_questions(cfg: QuestionsConfig, llm, log=lambda msg: None, on_progress
                       produced=counts.pop("produced"), rejected=counts.pop("rejected"),
                       rejected_by_reason=counts.pop("rejected_by_reason"), output=cfg.out,
                       rejects=rejects, seconds=counts.pop("seconds"),
+                      warnings=list(getattr(llm, "warnings", [])),
                       details={**counts, "format": cfg.format, "records": len(rows),
                                "summary": cfg.out + ".summary.json"})
     summary.require(cfg.min_yield, "questions")

@@ -335,6 +335,8 @@ def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=No
         "synth trajectories", read=len(questions) + sum(r["line"] is not None for r in rejects),
         produced=len(kept), rejected=len(rejects), rejected_by_reason=count_reasons(rejects),
         output=str(out), rejects=str(rejects_path), seconds=time.perf_counter() - start,
+        warnings=list(dict.fromkeys(getattr(teacher, "warnings", []) +
+                                    getattr(judge, "warnings", []))),
         details={
             "questions": len(questions), "rollouts": len(rollouts),
             "answered": sum(r.status == "answered" for r in rollouts),
@@ -342,6 +344,8 @@ def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=No
             "judged": len(records), "correct": sum(r["correct"] is True for r in records),
             "keep": cfg.keep, "kept": len(kept), **statistics(records),
             "usage": {"teacher": teacher_usage, "judge": judge_usage},
+            # how the judge's JSON was constrained (None: parsed and retried only)
+            "judge_structured": judge.structured() if hasattr(judge, "structured") else None,
             "config": dataclasses.asdict(cfg), "summary": f"{out}.summary.json"})
     summary.require(cfg.min_yield, "trajectories")
     write_json(summary.details["summary"], summary.to_dict())

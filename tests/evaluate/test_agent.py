@@ -193,12 +193,28 @@ def test_turn_limit_and_empty_results(index):
     assert r.messages[-1]["content"].startswith("<information>")  # the last search answered
 
 
+class CountingLLM(LLM):
+    """The real LLM, recording how many prompts each generate call carried."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.calls: list[int] = []
+
+    def generate(self, prompts, params, on_progress=None, **kw):
+        self.calls.append(len(prompts))
+        return super().generate(prompts, params, on_progress, **kw)
+
+
 def test_many_rollouts_step_together_with_their_own_seeds(index):
     questions = ["Who is Scott Derrickson?", "Loop forever", "Broken one",
                  "Who played Corliss Archer?"]
     with scripted_server(_reply) as (url, seen, _):
-        rollouts = run_agent(_llm(url), questions * 2, index, SamplingParams(max_new_tokens=32),
+        llm = CountingLLM(make_backend("openai", "scripted", base_url=url, max_retries=0),
+                          model="scripted")
+        rollouts = run_agent(llm, questions * 2, index, SamplingParams(max_new_tokens=32),
                              seeds=[0, 0, 0, 0, 1, 1, 1, 1], max_turns=3)
+    # one generate call per turn for every running rollout, whatever its seed
+    assert llm.calls == [8, 8, 4]
     assert [r.status for r in rollouts] == ["answered", "turn-limit", "turn-limit",
                                             "answered"] * 2
     broken = rollouts[2]

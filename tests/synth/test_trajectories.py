@@ -260,7 +260,9 @@ def test_trajectories_scripted_end_to_end(ember, tmp_path, index_dir):
         assert json.loads(call["function"]["arguments"]) == {"query": "Scott Derrickson"}
         assert msgs[2]["tool_call_id"] == call["id"] and "Scott Derrickson" in msgs[2]["content"]
         assert "<solution> yes </solution>" in msgs[-1]["content"]
-        assert chats[0]["tools"][0]["function"]["name"] == "search"
+        tools = chats[0]["tools"]  # the JSON text of the list (TRL decodes it), or the list
+        tools = json.loads(tools) if isinstance(tools, str) else tools
+        assert tools[0]["function"]["name"] == "search"
 
         # rerun: everything comes from the cache, and the output is the same bytes
         before, written = len(seen), out.read_bytes()
