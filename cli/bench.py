@@ -1,8 +1,9 @@
-"""`ember bench`: quick built-in benchmarks; `ember bench selectors` compares task selectors
-on the simulated learner.
+"""`ember bench`: task selectors compared, on a simulated learner in seconds
+(`ember bench selectors`) and on real GRPO with a real model (`ember bench rft`).
 
-The options are the fields of ember.train.simulate.SimConfig; this module registers the
-command and renders the comparison.
+The options are the fields of ember.train.simulate.SimConfig and
+ember.train.bench_rft.BenchRFTConfig; this module registers the commands and renders
+the comparisons.
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ from __future__ import annotations
 import typer
 
 from ember.cli.options import add_command
-from ember.cli.render import console
+from ember.cli.render import console, training_output
+from ember.train import bench_rft
+from ember.train.bench_rft import BenchRFTConfig
 from ember.train.simulate import SimConfig, run
 
 app = typer.Typer(
     help=(
-        "Quick benchmarks that need no model.\n\n"
-        "Example:\n\n"
-        "  ember bench selectors --num-tasks 2000 --steps 300 --plot selectors.png"
+        "Compare task selectors: on a simulated learner, or on real GRPO.\n\n"
+        "Examples:\n\n"
+        "  ember bench selectors --num-tasks 2000 --steps 300 --plot selectors.png\n\n"
+        "  ember bench rft --tasks train.jsonl --eval-tasks heldout.jsonl "
+        "--selectors uniform,bots --steps 20"
     ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -81,3 +86,57 @@ def summary_line(result: dict) -> str:
 
 
 add_command(app, "selectors", SimConfig, run, render, help=HELP, no_args_is_help=False)
+
+
+RFT_HELP = """Compare task selectors on real GRPO: the same model, seed and budget for each.
+
+Each selector trains with `ember train --stage rft` into OUT/runs/SELECTOR; per step the
+effective-task ratio of the chosen batch (from the real rollouts), the mean reward, the
+step's time and the selector's share of it; every --eval-every steps the held-out
+accuracy (greedy, each task's scorer). Writes OUT/bench.json
+(schemas/bench_rft.schema.json) and OUT/bench.png. RFT options (learning rate, rollouts,
+tasks per step, completion length) come from --train-config, an `ember train` YAML.
+A killed bench continues with --resume.
+
+Examples:
+
+  ember bench rft --tasks examples/data/tasks/arithmetic_train.jsonl \\
+      --eval-tasks examples/data/tasks/arithmetic_heldout.jsonl \\
+      --train-config examples/configs/rft_cpu_small.yaml --steps 20 --out bench-rft
+
+  ember bench rft ... --selectors uniform,bots,sec --resume --json
+"""
+
+
+def run_rft(cfg: BenchRFTConfig):
+    console.print(f"[bold]ember bench rft[/] {', '.join(cfg.selectors)} on {cfg.model}, "
+                  f"{cfg.steps} steps each -> {cfg.out}")
+    with training_output():
+        return bench_rft.run(cfg)
+
+
+def render_rft(summary) -> None:
+    from rich.table import Table  # here: `ember --help` need not load it
+
+    result = summary.details
+    cfg = result["config"]
+    table = Table(title=f"selectors on GRPO ({cfg['model']}, {cfg['steps']} steps, seed "
+                        f"{cfg['seed']}, {result['heldout_items']} held-out tasks, "
+                        f"{result['machine']['device']})")
+    for col in ("selector", "effective", "mean reward", "held-out before", "after",
+                "train s", "selector share"):
+        table.add_column(col, justify="left" if col == "selector" else "right")
+
+    def num(x, fmt):
+        return "—" if x is None else format(x, fmt)
+
+    for name, r in result["selectors"].items():
+        table.add_row(name, num(r["effective_ratio"], ".2f"), num(r["mean_reward"], ".3f"),
+                      num(r["heldout_before"], ".3f"), num(r["heldout_after"], ".3f"),
+                      f"{r['train_seconds']:.0f}", num(r["selector_share"], ".2%"))
+    console.print(table)
+    console.print(f"results: {summary.output}/bench.json, plot: {summary.output}/bench.png",
+                  highlight=False)
+
+
+add_command(app, "rft", BenchRFTConfig, run_rft, render_rft, help=RFT_HELP, no_args_is_help=True)

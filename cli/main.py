@@ -124,7 +124,12 @@ def load_command(name: str):
     import typer
     import typer.main
 
-    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+    except KeyboardInterrupt:  # typer would exit 130 without a word
+        sys.stderr.write("error: interrupted while the command was loading; nothing was "
+                         "started\n")
+        raise typer.Exit(130) from None
     holder = typer.Typer(rich_markup_mode="markdown")  # as the root: same help rendering
     if hasattr(module, "register"):
         module.register(holder)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
+import warnings
 
 import orjson
 from rich.console import Console
@@ -20,3 +23,17 @@ def fail(message: str, code: int = 2) -> None:
 
     console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def training_output():
+    """Around a run that trains with TRL: its log lines go to stderr (TRL prints them on
+    stdout, which --json keeps for the summary alone), and its known noise is quiet."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # TRL still passes transformers' renamed gradient_checkpointing options: noise to a user.
+    warnings.filterwarnings("ignore", message=".*checkpointing.* is deprecated",
+                            category=FutureWarning)
+    for noisy in ("httpx", "urllib3", "datasets", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    with contextlib.redirect_stdout(sys.stderr):
+        yield

@@ -7,13 +7,8 @@ renders the summary.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import sys
-import warnings
-
 from ember.cli.options import command_function
-from ember.cli.render import console
+from ember.cli.render import console, training_output
 from ember.train import stages
 from ember.train.config import TrainConfig
 
@@ -38,15 +33,8 @@ each step's chosen tasks and pass rates to OUT/rft/selection.jsonl.
 
 
 def run(cfg: TrainConfig):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    # TRL still passes transformers' renamed gradient_checkpointing options: noise to a user.
-    warnings.filterwarnings("ignore", message=".*checkpointing.* is deprecated",
-                            category=FutureWarning)
-    for noisy in ("httpx", "urllib3", "datasets", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     console.print(f"[bold]ember train[/] stages {cfg.stage} on {cfg.model} -> {cfg.out}")
-    # TRL prints its log lines on stdout; keep stdout for --json alone.
-    with contextlib.redirect_stdout(sys.stderr):
+    with training_output():
         return stages.run(cfg)
 
 

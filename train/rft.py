@@ -157,8 +157,9 @@ def grpo_args(cfg: TrainConfig, out: Path, num_processes: int):
     )
 
 
-def run_rft(cfg: TrainConfig, model_path: str, out: Path) -> Path:
-    """Train with GRPO; returns the directory of the final model (OUT/model)."""
+def run_rft(cfg: TrainConfig, model_path: str, out: Path, callbacks: tuple = ()) -> Path:
+    """Train with GRPO; returns the directory of the final model (OUT/model).
+    ``callbacks``: transformers TrainerCallbacks to add (``ember bench rft`` measures with one)."""
     import torch
     from accelerate import PartialState
     from datasets import Dataset
@@ -202,6 +203,7 @@ def run_rft(cfg: TrainConfig, model_path: str, out: Path) -> Path:
     trainer = SelectiveGRPOTrainer(
         model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer, peft_config=lora_config(o), selector=selector,
-        selection_log=selection_log, success_threshold=o.success_threshold)
+        selection_log=selection_log, success_threshold=o.success_threshold,
+        callbacks=list(callbacks) or None)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     return save_final(trainer, out / "model")

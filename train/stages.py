@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from ember.adp.io import atomic_writer, output_lock
+from ember.adp.io import InputError, atomic_writer, check_input, output_lock
 from ember.adp.summary import Summary
 from ember.llm.models import resolve_model
 from ember.train.checkpoints import last_checkpoint
@@ -40,8 +40,10 @@ def check_inputs(cfg: TrainConfig) -> None:
         flag, value, what = needs[stage]
         if not value:
             raise ValueError(f"the {stage} stage needs --{flag} {what}")
-        if not value.startswith("hf://") and not Path(value).exists():
-            raise ValueError(f"--{flag} {value}: no such file or directory")
+        try:
+            check_input(value)  # local files in microseconds; a hub name: one request
+        except InputError as e:
+            raise ValueError(f"--{flag} {e}") from e
 
 
 def check_processes(cfg: TrainConfig) -> None:
@@ -62,8 +64,9 @@ def check_processes(cfg: TrainConfig) -> None:
                      "groups of --rft-samples")
 
 
-def run_train(cfg: TrainConfig) -> dict:
-    """Run the configured stages; returns {stage: final model directory}."""
+def run_train(cfg: TrainConfig, rft_callbacks: tuple = ()) -> dict:
+    """Run the configured stages; returns {stage: final model directory}.
+    ``rft_callbacks`` are TrainerCallbacks added to the RFT trainer."""
     stages = cfg.stages
     check_inputs(cfg)
     check_processes(cfg)
@@ -82,7 +85,8 @@ def run_train(cfg: TrainConfig) -> dict:
             if not cfg.resume and last_checkpoint(stage_dir) is not None:
                 raise ValueError(f"{stage_dir} already holds checkpoints: pass --resume to "
                                  "continue that run, or choose another --out")
-            final = (run_sft if stage == "sft" else run_rft)(cfg, model, stage_dir)
+            final = run_sft(cfg, model, stage_dir) if stage == "sft" else \
+                run_rft(cfg, model, stage_dir, rft_callbacks)
         results[stage] = str(final)
         model = str(final)  # the next stage starts from this one's result
     return results

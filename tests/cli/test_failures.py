@@ -124,10 +124,16 @@ def test_partial_results_exit_3(ember, tmp_path):
 def test_ctrl_c_says_what_was_saved(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "ember.cli.main", "bench", "selectors",
                              "--num-tasks", "200000", "--steps", "100000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # A shell's background job ignores SIGINT, and so would its
+                            # children: give the command the default a terminal gives it.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(8)  # well into the run: the 100000 steps take minutes
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1].startswith("error: interrupted")
     assert "Traceback" not in err
