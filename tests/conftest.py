@@ -10,6 +10,27 @@ FIXTURES = ROOT / "tests" / "fixtures"
 pytest_plugins = ["tests.served_model"]
 
 
+def make_tiny_llama(path: Path, max_position_embeddings: int = 1024) -> Path:
+    """A 2-layer, 64-wide Llama with the embedded model's tokenizer and chat template and
+    random weights (seeded), saved to ``path``: trains and generates in a fraction of a
+    second per step, for tests of machinery rather than of learning."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from ember.llm.models import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model("smollm2"))
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=max_position_embeddings, tie_word_embeddings=True,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
 def run_ember(*args, check=True, env=None, **kw):
     """Call the CLI as a user does: a subprocess running the installed `ember` entry point."""
     import subprocess

@@ -22,6 +22,7 @@ import pytest
 
 from ember.evaluate.benchmarks import data_file, load_benchmark
 from ember.evaluate.scoring import get_scorer
+from tests.conftest import make_tiny_llama
 from tests.llm.test_backends import ok, scripted_server
 
 HAS_LM_EVAL = importlib.util.find_spec("lm_eval") is not None
@@ -253,23 +254,9 @@ def test_prompts_and_scores_are_lm_evals(name, tmp_path):
 
 
 def tiny_model(path: Path) -> Path:
-    """A 2-layer random Llama with the embedded model's tokenizer (a context long enough
-    for a 5-shot gsm8k prompt): both harnesses generate from it in seconds."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from ember.llm.models import resolve_model
-
-    tok = AutoTokenizer.from_pretrained(resolve_model("smollm2"))
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=4096, tie_word_embeddings=True,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    """The tests' tiny random Llama with a context long enough for a 5-shot gsm8k prompt:
+    both harnesses generate from it in seconds."""
+    return make_tiny_llama(path, max_position_embeddings=4096)
 
 
 LM_EVAL_DRIVER = """
