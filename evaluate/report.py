@@ -47,13 +47,17 @@ def results_table(results: dict, title: str = "ember eval") -> Table:
     return table
 
 
-def _item_scores(run_dir: Path, metric: str) -> dict[str, dict[str, float]]:
+def _item_scores(run_dir: Path, metric: str) -> tuple[dict[str, dict[str, float]], dict]:
+    """Per benchmark, each item's mean score; and the protocols its samples were asked
+    under (lm-eval's tasks record one; ember's own none)."""
     done = _load_samples(Path(run_dir) / SAMPLES_FILE)
     scores: dict[str, dict[str, float]] = {}
+    protocols: dict[str, set] = {}
     for (bench, item), rows in done.items():
         values = [r["metrics"].get(metric, 0.0) for r in rows]
         scores.setdefault(bench, {})[item] = sum(values) / len(values)
-    return scores
+        protocols.setdefault(bench, set()).update(r.get("protocol") for r in rows)
+    return scores, protocols
 
 
 def paired_bootstrap(a: list[float], b: list[float], resamples: int = 10_000,
@@ -73,9 +77,17 @@ def paired_bootstrap(a: list[float], b: list[float], resamples: int = 10_000,
 def compare(dir_a: str | Path, dir_b: str | Path, metric: str = "score",
             resamples: int = 10_000, seed: int = 0, plot: str | Path | None = None) -> list[dict]:
     """Per-benchmark B - A on the items both runs scored, with a paired-bootstrap 95% CI."""
-    a, b = _item_scores(Path(dir_a), metric), _item_scores(Path(dir_b), metric)
+    a, proto_a = _item_scores(Path(dir_a), metric)
+    b, proto_b = _item_scores(Path(dir_b), metric)
     rows = []
     for bench in sorted(set(a) & set(b)):
+        if proto_a[bench] != proto_b[bench]:
+            # e.g. `gsm8k` from before it meant lm-eval's 5-shot task against a newer run
+            def said(p):
+                return ", ".join(sorted(x or "ember's own" for x in p))
+            raise ValueError(f"{bench} was asked under another protocol in each run "
+                             f"({dir_a}: {said(proto_a[bench])}; {dir_b}: "
+                             f"{said(proto_b[bench])}): their scores do not compare")
         common = sorted(set(a[bench]) & set(b[bench]))
         if not common:
             continue

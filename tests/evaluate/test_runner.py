@@ -102,12 +102,13 @@ def test_eval_scores_known_responses(ember, tmp_path):
     assert mawps["items"] == 6 and mawps["metrics"]["score"]["value"] == pytest.approx(0.5)
 
 
-def fake_run(folder, scores, benchmark="mawps"):
+def fake_run(folder, scores, benchmark="mawps", protocol=None):
     folder.mkdir()
     with open(folder / "samples.jsonl", "w") as f:
         for i, s in enumerate(scores):
-            f.write(json.dumps({"benchmark": benchmark, "id": f"q{i}", "sample": 0,
-                                "response": "", "metrics": {"score": s}}) + "\n")
+            row = {"benchmark": benchmark, "id": f"q{i}", "sample": 0, "response": "",
+                   "metrics": {"score": s}}
+            f.write(json.dumps(row | ({"protocol": protocol} if protocol else {})) + "\n")
     return folder
 
 
@@ -122,6 +123,15 @@ def test_compare_paired_bootstrap_and_plot(ember, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     same = json.loads(ember("eval", "compare", a, a, "--plot", "none", "--json").stdout)
     assert same["benchmarks"][0]["diff"] == 0 and not same["benchmarks"][0]["significant"]
+
+
+def test_compare_refuses_two_protocols_under_one_name(ember, tmp_path):
+    # An old run's `gsm8k` (ember's one-turn boxed protocol) against lm-eval's gsm8k.
+    old = fake_run(tmp_path / "old", [1] * 10, benchmark="gsm8k")
+    new = fake_run(tmp_path / "new", [0] * 10, benchmark="gsm8k", protocol="lm-eval gsm8k 3.0")
+    proc = ember("eval", "compare", old, new, "--plot", "none", check=False)
+    assert proc.returncode == 2 and "another protocol" in proc.stderr
+    assert "lm-eval gsm8k 3.0" in proc.stderr
 
 
 def test_rescore_needs_no_model(ember, tmp_path):
