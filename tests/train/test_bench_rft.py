@@ -29,7 +29,7 @@ def test_two_selectors_two_steps_on_the_embedded_model(ember, tmp_path):
             "--eval-every", "2", "--train-config", train_cfg, "--out", out, "--json"]
     summary = json.loads(ember(*args).stdout)
     result = json.loads((out / "bench.json").read_text())
-    assert summary["details"]["selectors"].keys() == result["selectors"].keys() == {"uniform", "bots"}
+    assert summary["selectors"].keys() == result["selectors"].keys() == {"uniform", "bots"}
 
     import jsonschema
 
@@ -54,7 +54,7 @@ def test_two_selectors_two_steps_on_the_embedded_model(ember, tmp_path):
     before = (out / "runs" / "bots" / "rft" / "model" / "model.safetensors").stat().st_mtime
     start = time.monotonic()
     again = json.loads(ember(*args, "--resume").stdout)
-    assert again["details"]["selectors"] == summary["details"]["selectors"]
+    assert again["selectors"] == summary["selectors"]
     assert (out / "runs" / "bots" / "rft" / "model" / "model.safetensors").stat().st_mtime == before
     assert time.monotonic() - start < 60
 
