@@ -1,10 +1,12 @@
-"""sft-chat output trains: rendered by the embedded model's chat template, one TRL SFT step."""
+"""sft-chat output trains: rendered by the embedded model's chat template, one TRL SFT step
+(on the tests' tiny model, which has that tokenizer and template: the step checks the
+data path, not the weights)."""
 
 import json
 
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, make_tiny_llama
 
 DATASETS = ["agenttuning_os", "agenttuning_kg", "swe-gym_openhands_sampled_trajectories"]
 
@@ -46,7 +48,7 @@ def test_sft_chat_renders_and_trains_one_trl_step(ember, tmp_path):
     assert assistant[0]["content"] in trained
     assert first["messages"][0]["content"] not in trained  # the user's task is not trained on
 
-    model = AutoModelForCausalLM.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(make_tiny_llama(tmp_path / "tiny"))
     args = SFTConfig(output_dir=str(tmp_path / "run"), max_steps=1, per_device_train_batch_size=2,
                      max_length=512, assistant_only_loss=True, report_to=[], logging_steps=1,
                      use_cpu=True, save_strategy="no", disable_tqdm=True)
