@@ -129,12 +129,27 @@ class HFBackend:
             torch_dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         else:
             torch_dtype = getattr(torch, dtype)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        self._use(model.to(self.device).eval(), AutoTokenizer.from_pretrained(path), batch_size,
+                  max_prompt_tokens, truncate_prompts)
+
+    @classmethod
+    def for_model(cls, model, tokenizer, *, batch_size: int = 16) -> "HFBackend":
+        """A backend around a model already in memory (a policy being trained: `ember bench
+        rft` asks it the held-out tasks). The caller sets eval/train mode; the tokenizer is
+        set to pad on the left."""
+        backend = cls.__new__(cls)
+        backend.device = model.device
+        backend._use(model, tokenizer, batch_size, None, False)
+        return backend
+
+    def _use(self, model, tokenizer, batch_size: int, max_prompt_tokens: int | None,
+             truncate_prompts: bool) -> None:
+        self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"  # decoder-only: new tokens follow the prompt
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-        self.model.to(self.device).eval()
+        self.model = model
         self.batch_size = batch_size
         self.max_prompt_tokens, self.truncate_prompts = max_prompt_tokens, truncate_prompts
         self.context = getattr(self.model.config, "max_position_embeddings", None)

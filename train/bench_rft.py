@@ -41,6 +41,7 @@ from ember.adp.io import atomic_writer, output_lock, repair_tail
 from ember.adp.summary import Summary
 from ember.evaluate.scoring import get_scorer
 from ember.evaluate.tasks import task_item
+from ember.llm.backends import HFBackend, SamplingParams
 from ember.llm.models import resolve_model
 from ember.train.config import TrainConfig
 from ember.train.rft import load_tasks
@@ -84,33 +85,19 @@ def heldout_items(path: str, rejects: Path) -> list:
 
 
 def greedy_accuracy(model, tokenizer, items: list, max_new_tokens: int, batch_size: int) -> float:
-    """Mean score of greedy answers of ``model`` (as it is now) on the held-out items."""
-    import torch
-
-    was_training = model.training
+    """Mean score of greedy answers of ``model`` (as it is now) on the held-out items,
+    generated as `ember eval --backend hf` generates them."""
+    was_training, side = model.training, tokenizer.padding_side
     model.eval()
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    total = 0.0
     try:
-        with torch.inference_mode():
-            for start in range(0, len(items), batch_size):
-                chunk = items[start:start + batch_size]
-                texts = [tokenizer.apply_chat_template(item.messages, tokenize=False,
-                                                       add_generation_prompt=True)
-                         for item, _ in chunk]
-                batch = tokenizer(texts, return_tensors="pt", padding=True,
-                                  add_special_tokens=False).to(model.device)
-                out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                     temperature=None, top_p=None, top_k=None,
-                                     pad_token_id=tokenizer.pad_token_id)
-                new = out[:, batch["input_ids"].shape[1]:]
-                for (item, score), row in zip(chunk, new):
-                    text = tokenizer.decode(row, skip_special_tokens=True)
-                    total += float(score(text, item)["score"])
-    finally:
+        backend = HFBackend.for_model(model, tokenizer, batch_size=batch_size)
+        results = backend.generate([item.messages for item, _ in items],
+                                   SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens))
+    finally:  # the trainer's model and tokenizer, as they were
         tokenizer.padding_side = side
         model.train(was_training)
-    return total / len(items)
+    return sum(float(score(done[0].text, item)["score"])
+               for (item, score), done in zip(items, results)) / len(items)
 
 
 def _recorder(run_dir: Path, items: list, cfg: BenchRFTConfig, max_new_tokens: int):
