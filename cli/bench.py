@@ -46,17 +46,25 @@ Examples:
 """
 
 
-def render(summary) -> None:
+def selector_table(title: str, columns: list[str]):
+    """A table of one row per selector: its name, then ``columns`` (numbers, right-aligned)."""
     from rich.table import Table  # here: `ember --help` need not load it
 
+    table = Table(title=title)
+    table.add_column("selector", justify="left")
+    for col in columns:
+        table.add_column(col, justify="right")
+    return table
+
+
+def render(summary) -> None:
     result = summary.details
     cfg = result["config"]
-    table = Table(title=f"selectors on the simulated learner ({cfg['num_tasks']} tasks, "
-                        f"{cfg['steps']} steps, seed {cfg['seed']}; start accuracy "
-                        f"{result['initial_accuracy']:.3f})")
-    for col in ("selector", f"steps to {cfg['target']:g}", "final acc", "effective", "strict",
-                "ms/step"):
-        table.add_column(col, justify="left" if col == "selector" else "right")
+    table = selector_table(f"selectors on the simulated learner ({cfg['num_tasks']} tasks, "
+                           f"{cfg['steps']} steps, seed {cfg['seed']}; start accuracy "
+                           f"{result['initial_accuracy']:.3f})",
+                           [f"steps to {cfg['target']:g}", "final acc", "effective", "strict",
+                            "ms/step"])
     for name, r in result["selectors"].items():
         reached = r["steps_to_target"]
         table.add_row(name, "—" if reached is None else str(reached), f"{r['final_accuracy']:.3f}",
@@ -116,16 +124,13 @@ def run_rft(cfg: BenchRFTConfig):
 
 
 def render_rft(summary) -> None:
-    from rich.table import Table  # here: `ember --help` need not load it
-
     result = summary.details
     cfg = result["config"]
-    table = Table(title=f"selectors on GRPO ({cfg['model']}, {cfg['steps']} steps, seed "
-                        f"{cfg['seed']}, {result['heldout_items']} held-out tasks, "
-                        f"{result['machine']['device']})")
-    for col in ("selector", "effective", "mean reward", "held-out before", "after",
-                "train s", "selector share"):
-        table.add_column(col, justify="left" if col == "selector" else "right")
+    table = selector_table(f"selectors on GRPO ({cfg['model']}, {cfg['steps']} steps, seed "
+                           f"{cfg['seed']}, {result['heldout_items']} held-out tasks, "
+                           f"{result['machine']['device']})",
+                           ["effective", "mean reward", "held-out before", "after", "train s",
+                            "selector share"])
 
     def num(x, fmt):
         return "—" if x is None else format(x, fmt)
