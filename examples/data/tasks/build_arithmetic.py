@@ -3,7 +3,7 @@ that a small model's pass rates spread over (0, 1) instead of sitting at 0 or 1.
 
     python examples/data/tasks/build_arithmetic.py            # -> arithmetic.jsonl
     ember eval pass-rate --model smollm2 --tasks examples/data/tasks/arithmetic.jsonl \\
-        --samples 8 --temperature 1.0 --max-new-tokens 96 --column p_base \\
+        --samples 8 --temperature 0.7 --max-new-tokens 32 --column p_base \\
         -o examples/data/tasks/arithmetic_rated.jsonl
 
 Each level is one kind of problem with operands drawn from a fixed seed (the file is the
@@ -24,28 +24,33 @@ HERE = Path(__file__).parent
 PER_LEVEL = 12
 
 
+# The wording of every task: a short answer format, so that a 135M model's answer is not
+# lost in (or cut off by) step-by-step work. With the benchmarks' own math wording ("solve
+# step by step, then \boxed{}") and temperature 1.0 the embedded model solved 6% of
+# samples and 69 of 96 tasks never (docs/benchmarks.md has both ratings).
+TEMPLATE = "{question} Reply with only the answer, as \\boxed{{N}}."
+
+
 def make(level: str, rng: random.Random) -> tuple[str, int]:
     r = rng.randint
     if level == "L1-add-1-digit":
         a, b = r(1, 9), r(1, 9)
         return f"What is {a} + {b}?", a + b
-    if level == "L2-add-2+1-digit":
-        a, b = r(10, 99), r(1, 9)
-        return f"What is {a} + {b}?", a + b
+    if level == "L2-times-10":
+        a = r(2, 99)
+        return f"What is {a} times 10?", a * 10
     if level == "L3-multiply-1-digit":
         a, b = r(2, 9), r(2, 9)
         return f"What is {a} times {b}?", a * b
-    if level == "L4-subtract-2-digit":
-        a, b = r(20, 99), r(10, 19)
+    if level == "L4-add-2+1-digit":
+        a, b = r(10, 99), r(1, 9)
+        return f"What is {a} + {b}?", a + b
+    if level == "L5-subtract-1-digit":
+        a, b = r(5, 19), r(1, 4)
         return f"What is {a} - {b}?", a - b
-    if level == "L5-add-2-digit":
+    if level == "L6-add-2-digit":
         a, b = r(10, 99), r(10, 99)
         return f"What is {a} + {b}?", a + b
-    if level == "L6-word-problem":
-        a, b = r(3, 19), r(2, 9)
-        item = rng.choice(["apples", "marbles", "stickers", "pencils", "coins"])
-        return (f"Sam has {a} {item}. He buys {b} more and then gives 2 away. "
-                f"How many {item} does Sam have now?"), a + b - 2
     if level == "L7-multiply-2-by-1-digit":
         a, b = r(11, 49), r(3, 9)
         return f"What is {a} times {b}?", a * b
@@ -55,8 +60,8 @@ def make(level: str, rng: random.Random) -> tuple[str, int]:
     raise ValueError(level)
 
 
-LEVELS = ["L1-add-1-digit", "L2-add-2+1-digit", "L3-multiply-1-digit", "L4-subtract-2-digit",
-          "L5-add-2-digit", "L6-word-problem", "L7-multiply-2-by-1-digit", "L8-add-3-digit"]
+LEVELS = ["L1-add-1-digit", "L2-times-10", "L3-multiply-1-digit", "L4-add-2+1-digit",
+          "L5-subtract-1-digit", "L6-add-2-digit", "L7-multiply-2-by-1-digit", "L8-add-3-digit"]
 
 
 def main() -> None:
@@ -69,7 +74,8 @@ def main() -> None:
                 text, answer = make(level, rng)
             seen.add(text)
             rows.append({"id": f"arith-{level.split('-')[0]}-{k:02d}", "prompt": text,
-                         "answer": str(answer), "scorer": "math", "category": level,
+                         "answer": str(answer), "scorer": "math", "template": TEMPLATE,
+                         "category": level,
                          "source": "ember-arithmetic"})
     with open(HERE / "arithmetic.jsonl", "w") as f:
         # The file form: loads together with task files of other sources (datasets, TRL).
