@@ -29,6 +29,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
+from ember.evaluate.search_tool import NO_RESULTS, paragraphs
 from ember.evaluate.templates import load_prompt, render
 from ember.llm.backends import SamplingParams
 
@@ -41,7 +42,6 @@ TAGS = ("think", "search", "answer", "information")
 CORRECTION = ("Your last step broke the format ({reason}). Write <think>...</think> and then "
               "exactly one action: <search>query</search> or <answer>answer</answer>. "
               "Never write <information> yourself.")
-NO_RESULTS = "No paragraph matched the query."
 
 _LAYOUT = re.compile(r"\s*<think>(.*?)</think>\s*<(search|answer)>(.*?)</\2>\s*", re.S)
 
@@ -131,11 +131,11 @@ def _violation(text: str) -> str | None:
 
 
 def information(hits) -> str:
-    """Search results as the model sees them, one paragraph per line."""
+    """Search results as the model sees them, one paragraph per line (the same lines
+    as the native protocol's tool message, evaluate/search_tool.py)."""
     if not hits:
         return f"<information>{NO_RESULTS}</information>"
-    docs = "\n".join(f"Doc {i} (Title: {h.title}) {h.text}" for i, h in enumerate(hits, 1))
-    return f"<information>\n{docs}\n</information>"
+    return f"<information>\n{paragraphs(hits)}\n</information>"
 
 
 @dataclass

@@ -8,7 +8,7 @@ field of `SFTOptions` is the flag `--sft-NAME` and every field of `RFTOptions` t
 `--rft-NAME` (`--sft-max-steps`, `--rft-learning-rate`), except the few that name a
 stage's inputs and so have one plain flag of their own: `--data`, `--tasks`,
 `--selector`, `--selector-arg`, `--selector-column`, `--reward`, `--reward-weights`,
-`--success-threshold`. Adding a field to one section never renames another's flag.
+`--success-threshold`, `--env`, `--search-index`. Adding a field to one section never renames another's flag.
 """
 
 from __future__ import annotations
@@ -59,6 +59,15 @@ class RFTOptions:
                               "paths; the first decides success for the selector")
     reward_weights: str | None = opt(None, flag="--reward-weights", help="comma-separated weights, one per reward")
     success_threshold: float = opt(0.5, flag="--success-threshold", help="a rollout succeeds when the first reward >= this")
+    env: str = opt("none", flag="--env", help="environment of the rollouts: none (one completion "
+                   "per task) or search (multi-turn: the policy calls a search tool over "
+                   "--search-index; results come back as tool messages, masked from the loss)")
+    search_index: str | None = opt(None, flag="--search-index", help="Search index for --env search: an "
+                                   "`ember synth index` directory or http://HOST:PORT of a "
+                                   "/retrieve server")
+    max_tool_calls: int = opt(3, "--env search: searches per rollout at most (more get an error "
+                                 "text back); the rollout's whole text, tool results included, "
+                                 "stays within max_new_tokens", min=1)
     max_steps: int = opt(100, "optimizer steps (one generation batch each)")
     tasks_per_step: int = opt(8, "Tasks per step (B): distinct tasks in each generation batch")
     samples: int = opt(8, "Samples per prompt: rollouts per task, the GRPO group (G)", min=1)

@@ -36,6 +36,10 @@ process generates whole groups. With EMBER_RANK_LOG=1 each process also appends,
 step, what it generated, its successes and a hash of its selector's state to
 rank-N.jsonl beside the selection log, to check that contract from outside.
 
+With `--env search` (TRL's `environment_factory`) a completion holds tool results; TRL's
+tool_mask leaves them out of the loss, and `_prepare_inputs` logs how many tokens that was
+(`tools/masked_tokens`; with EMBER_RANK_LOG=1 also their text, to masked-N.jsonl).
+
 Everything else (generation, the GRPO loss, one optimizer step per generation batch as
 configured in ember.train.rft.grpo_args) is TRL's own. This module imports TRL and torch
 at its top; ember.train.rft imports it only when training starts.
@@ -118,7 +122,26 @@ class SelectiveGRPOTrainer(GRPOTrainer):
         if self.model.training and (self._step % generate_every == 0
                                     or self._buffered_inputs is None):
             generation_batch = self._selected_batch()
-        return super()._prepare_inputs(generation_batch)
+        inputs = super()._prepare_inputs(generation_batch)
+        if self.model.training and inputs.get("tool_mask") is not None:
+            self._count_masked(inputs)
+        return inputs
+
+    def _count_masked(self, inputs) -> None:
+        """--env search: how many completion tokens were the environment's (tool results,
+        tool_mask 0), which TRL leaves out of the loss; logged as tools/masked_tokens. With
+        EMBER_RANK_LOG=1 their text goes to masked-N.jsonl, to check that from outside."""
+        real = inputs["completion_mask"].bool()
+        masked = real & ~inputs["tool_mask"].bool()
+        self._metrics["train"]["tools/masked_tokens"].append(float(masked.sum()))
+        if self.rank_log is not None:
+            ids = inputs["completion_ids"]
+            spans = [self.processing_class.decode(ids[i][masked[i]]) for i in range(len(ids))]
+            line = {"step": self.state.global_step, "masked": spans,
+                    "trained": [self.processing_class.decode(ids[i][real[i] & ~masked[i]])
+                                for i in range(len(ids))]}
+            with self.rank_log.with_name(f"masked-{self.accelerator.process_index}.jsonl").open("a") as f:
+                f.write(json.dumps(line) + "\n")
 
     def _selected_batch(self) -> list[dict]:
         start = time.perf_counter()

@@ -28,9 +28,13 @@ from ember.evaluate.scoring import get_scorer
 
 
 def _text(completion) -> str:
-    # Conversational completions are [{"role": "assistant", "content": ...}].
+    """The policy's final message. Conversational completions are a list of messages: one
+    assistant turn, or (with --env search) assistant turns with tool calls, the tool
+    messages, and the last assistant turn. Only that last turn is scored: tool messages
+    hold search results, which may contain the gold answer the policy did not give."""
     if isinstance(completion, list):
-        return "".join(m.get("content") or "" for m in completion if isinstance(m, dict))
+        said = [m for m in completion if isinstance(m, dict) and m.get("role", "assistant") == "assistant"]
+        return (said[-1].get("content") or "") if said else ""
     return str(completion)
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 
 from ember.adp.io import InputError
 from ember.adp.rejects import default_rejects_path, write_rejects
+from ember.evaluate.search import open_searcher
+from ember.evaluate.search_tool import SearchEnvironment, question_prompt, use_response_template
 from ember.evaluate.tasks import read_tasks, task_item
 from ember.train.checkpoints import last_checkpoint, save_final
 from ember.train.config import TrainConfig
@@ -40,6 +42,8 @@ from ember.train.selectors import selector_class
 from ember.train.lora import lora_config
 
 log = logging.getLogger(__name__)
+
+ENVIRONMENTS = ("none", "search")
 
 
 def load_tasks(path: str, rejects: Path) -> tuple[list[dict], int]:
@@ -83,14 +87,19 @@ def fit_prompt(messages: list[dict], tokenizer, max_tokens: int) -> tuple[list[d
     return cut, True
 
 
-def task_rows(tasks: list[dict], tokenizer=None, max_prompt_length: int = 0) -> tuple[list[dict], int]:
+def task_rows(tasks: list[dict], tokenizer=None, max_prompt_length: int = 0,
+              env: str = "none", max_tool_calls: int = 3) -> tuple[list[dict], int]:
     """Each task as a GRPO dataset row: the chat prompt `ember eval` would send (cut to
     `max_prompt_length` rendered tokens when a tokenizer is given), plus the columns the
-    rewards read (answer, scorer, tests as JSON text) and its index. (rows, number cut)"""
+    rewards read (answer, scorer, tests as JSON text) and its index. (rows, number cut)
+    With env="search" a task without its own `template` is worded for the search tool
+    (evaluate/prompts/search_tool.md)."""
     rows, cut = [], 0
     for i, t in enumerate(tasks):
-        item = task_item(t)
-        messages = item.messages
+        if env == "search" and t.get("template") is None:
+            messages = [{"role": "user", "content": question_prompt(t["prompt"], max_tool_calls)}]
+        else:
+            messages = task_item(t).messages
         if tokenizer is not None and max_prompt_length:
             messages, was_cut = fit_prompt(messages, tokenizer, max_prompt_length)
             cut += was_cut
@@ -154,7 +163,35 @@ def grpo_args(cfg: TrainConfig, out: Path, num_processes: int):
         report_to=[r for r in cfg.report_to.split(",") if r and r != "none"] or "none",
         disable_tqdm=not os.isatty(2),
         remove_unused_columns=False, shuffle_dataset=False,
+        # One round = the policy's tool calls, then its next turn (SearchEnvironment also
+        # caps the number of calls).
+        max_tool_calling_iterations=o.max_tool_calls if o.env == "search" else None,
     )
+
+
+def check_env(o) -> None:
+    """The --env options, checked before TRL or a model is loaded."""
+    if o.env not in ENVIRONMENTS:
+        raise ValueError(f"--env must be one of {', '.join(ENVIRONMENTS)}, got {o.env!r}")
+    if o.env != "search" and o.search_index:
+        raise ValueError("--search-index is read only with --env search")
+    if o.env == "search" and not o.search_index:
+        raise ValueError("--env search needs --search-index DIR|URL (`ember synth index`)")
+
+
+def search_environment(o, tokenizer):
+    """For --env search: a factory of SearchEnvironment over the opened index (TRL makes
+    one per rollout) with the tokenizer set up to parse tool calls; None otherwise."""
+    check_env(o)
+    if o.env != "search":
+        return None
+    if not use_response_template(tokenizer):
+        raise ValueError("--env search: the model's chat template is not ember's "
+                         "ChatML-with-tools and its tokenizer has no response_template, so "
+                         "its tool calls cannot be parsed; set tokenizer.response_template "
+                         "(transformers' response parsing) in the model folder")
+    searcher = open_searcher(o.search_index)
+    return lambda: SearchEnvironment(searcher, max_calls=o.max_tool_calls)
 
 
 def run_rft(cfg: TrainConfig, model_path: str, out: Path, callbacks: tuple = ()) -> Path:
@@ -193,7 +230,8 @@ def run_rft(cfg: TrainConfig, model_path: str, out: Path, callbacks: tuple = ())
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    rows, cut = task_rows(tasks, tokenizer, o.max_prompt_length)
+    environment = search_environment(o, tokenizer)
+    rows, cut = task_rows(tasks, tokenizer, o.max_prompt_length, o.env, o.max_tool_calls)
     if cut:
         log.warning("%d task prompts longer than max_prompt_length=%d tokens were cut to "
                     "their last tokens", cut, o.max_prompt_length)
@@ -204,6 +242,6 @@ def run_rft(cfg: TrainConfig, model_path: str, out: Path, callbacks: tuple = ())
         model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer, peft_config=lora_config(o), selector=selector,
         selection_log=selection_log, success_threshold=o.success_threshold,
-        callbacks=list(callbacks) or None)
+        callbacks=list(callbacks) or None, environment_factory=environment)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     return save_final(trainer, out / "model")

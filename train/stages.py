@@ -26,7 +26,7 @@ from ember.adp.summary import Summary
 from ember.llm.models import resolve_model
 from ember.train.checkpoints import last_checkpoint
 from ember.train.config import TrainConfig, to_dict
-from ember.train.rft import run_rft
+from ember.train.rft import check_env, run_rft
 from ember.train.sft import run_sft
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ def check_inputs(cfg: TrainConfig) -> None:
             check_input(value)  # local files in microseconds; a hub name: one request
         except InputError as e:
             raise ValueError(f"--{flag} {e}") from e
+    if "rft" in cfg.stages:
+        check_env(cfg.rft)
 
 
 def check_processes(cfg: TrainConfig) -> None:

@@ -53,7 +53,8 @@ def test_every_field_is_a_flag_with_a_stable_stage_prefix():
     plain = {f for f in flags if not f.startswith(("--sft-", "--rft-"))}
     assert plain == {"--stage", "--model", "--out", "--seed", "--resume", "--bf16", "--report-to",
                      "--logging-steps", "--data", "--tasks", "--selector", "--selector-arg",
-                     "--selector-column", "--reward", "--reward-weights", "--success-threshold"}
+                     "--selector-column", "--reward", "--reward-weights", "--success-threshold",
+                     "--env", "--search-index"}
 
 
 def test_cli_errors_before_loading_anything(ember, tmp_path):

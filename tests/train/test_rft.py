@@ -2,7 +2,7 @@
 
 - Fast, no training: an over-long task prompt keeps its last tokens and fits the limit,
   both in `fit_prompt` and in the rows `run_rft` hands to the trainer.
-- The embedded model, 4 steps of `bots` on easy arithmetic: selection metrics reach
+- The embedded model, 3 steps of `bots` on easy arithmetic: selection metrics reach
   selection.jsonl and TRL's log history, the selector's state is in the checkpoint, the
   final model loads.
 - A tiny random model (fast) with a reward that depends on the generated text: a run
@@ -92,28 +92,28 @@ def _selections(out):
 
 
 @pytest.mark.slow
-def test_four_bots_steps_on_the_embedded_model_log_and_checkpoint_selection(ember, tmp_path):
+def test_bots_steps_on_the_embedded_model_log_and_checkpoint_selection(ember, tmp_path):
     out = tmp_path / "run"
     proc = ember("train", "--model", "smollm2", "--tasks", TASKS, "--selector", "bots",
                  "--reward", "math,format", "--rft-tasks-per-step", "2", "--rft-samples", "2",
-                 "--rft-batch-size", "2", "--rft-max-new-tokens", "32",
-                 "--rft-max-steps", "4", "--rft-save-steps", "2", "--out", out, "--json")
+                 "--rft-batch-size", "4", "--rft-max-new-tokens", "16",
+                 "--rft-max-steps", "3", "--rft-save-steps", "2", "--out", out, "--json")
     summary = json.loads(proc.stdout)
     assert summary["stages"]["rft"] == str(out / "rft" / "model")
-    assert summary["rft"]["steps"] == 4 and 0 <= summary["rft"]["effective_ratio"] <= 1
+    assert summary["rft"]["steps"] == 3 and 0 <= summary["rft"]["effective_ratio"] <= 1
     steps = _selections(out)
-    assert [s["step"] for s in steps] == [0, 1, 2, 3]
+    assert [s["step"] for s in steps] == [0, 1, 2]
     for s in steps:
         assert len(set(s["task_ids"])) == 2
         assert all(p in (0.0, 0.5, 1.0) for p in s["pass_rate"])  # 2 rollouts each
         assert {"effective_ratio", "strict_ratio", "posterior_mean", "select_ms"} <= set(s["metrics"])
     # The same metrics reach TRL's loggers (report_to) through the log history.
-    state = json.loads((out / "rft" / "checkpoint-4" / "trainer_state.json").read_text())
+    state = json.loads((out / "rft" / "checkpoint-3" / "trainer_state.json").read_text())
     logged = [h for h in state["log_history"] if "selection/effective_ratio" in h]
-    assert len(logged) == 4 and all("selection/posterior_mean" in h for h in logged)
+    assert len(logged) == 3 and all("selection/posterior_mean" in h for h in logged)
     assert [h["rewards/math/mean"] for h in logged] == pytest.approx(
         [sum(s["pass_rate"]) / 2 for s in steps])  # math reward >= 0.5 is a success
-    for step in (2, 4):
+    for step in (2, 3):
         saved = json.loads((out / "rft" / f"checkpoint-{step}" / "selector_state.json").read_text())
         assert {"alpha", "beta", "rng", "capability"} <= set(saved)
     # bots restores from the checkpoint it wrote: same posterior as before saving.
