@@ -36,8 +36,8 @@ import orjson
 
 from ember.adp.config import opt
 from ember.adp.export import EXPORTERS
-from ember.adp.io import (_PARQUET_MAGIC, InputError, _first_byte, _is_plain_json, atomic_writer,
-                          check_input, iter_units, open_binary, output_lock, publish)
+from ember.adp.io import (InputError, atomic_writer, check_input, file_format, iter_units,
+                          open_binary, output_lock, publish)
 from ember.adp.mapping import (MAPPINGS_DIR, SHAPES, ConvertError, UniqueIds, apply, builtin_names,
                                group_key, group_records, load_converter, load_mapping,
                                shape_options)
@@ -122,7 +122,8 @@ def make_pipeline(source: str, target: str) -> Callable[[dict], list[dict]]:
     return _PIPELINES[key]
 
 
-def _classify(exc: Exception) -> tuple[str, str]:
+def classify_error(exc: Exception) -> tuple[str, str]:
+    """(reason, detail) of a record that failed to convert: the rejects line's fields."""
     if isinstance(exc, ConvertError):
         return exc.reason, exc.detail
     if isinstance(exc, orjson.JSONDecodeError):
@@ -135,10 +136,10 @@ def _classify(exc: Exception) -> tuple[str, str]:
     return "convert-error", f"{type(exc).__name__}: {exc}"
 
 
-def _raw_for_rejects(payload: bytes | dict | list) -> dict:
+def raw_for_rejects(payload: bytes | dict | list) -> dict:
     """The rejected input itself, so nothing is lost (base64 where it is not UTF-8)."""
     if isinstance(payload, list):  # one trajectory's step records
-        return {"raw_steps": [_raw_for_rejects(p) for p in payload]}
+        return {"raw_steps": [raw_for_rejects(p) for p in payload]}
     if isinstance(payload, dict):
         return {"raw": payload}
     payload = payload.rstrip(b"\r\n")
@@ -233,13 +234,13 @@ def _process_batch(args) -> tuple:
                 lines = [dumps(r, option=newline) for r in results]
                 chunk = b"".join(lines)
         except Exception as exc:  # every failure becomes a reject, never a crash
-            reason, detail = _classify(exc)
+            reason, detail = classify_error(exc)
             reasons[reason] += size
             if type(payload) is memoryview:
                 payload = payload.tobytes()
             rejects.append(orjson.dumps({"source": path, "line": line, "reason": reason,
                                          "detail": detail, "records": size,
-                                         **_raw_for_rejects(payload)},
+                                         **raw_for_rejects(payload)},
                                         default=str) + b"\n")
             continue
         add_out(chunk)
@@ -310,18 +311,10 @@ def _units(path: str, group_by: str | None) -> Iterator[tuple[int, int, Any, int
 def _jsonl_file(path: str) -> bool:
     """Whether ``path`` is a JSONL file (plain, gzip or zstd), as ``io.iter_units`` decides:
     those are read in blocks of whole lines that workers split and parse."""
-    p = Path(path)
     try:
-        if not p.is_file():
-            return False
-        with open(p, "rb") as probe:
-            if probe.read(4) == _PARQUET_MAGIC:
-                return False
-        with open_binary(p) as f:
-            first = _first_byte(f)
+        return Path(path).is_file() and file_format(path) == "jsonl"
     except OSError:
         return False  # iter_units reports it
-    return first != b"[" and not (first == b"{" and _is_plain_json(p))
 
 
 def _count_units(block: bytes) -> int:

@@ -46,7 +46,7 @@ from typing import Any
 
 import orjson
 
-from ember.adp.convert import _classify, _raw_for_rejects, make_pipeline, unique_output
+from ember.adp.convert import classify_error, raw_for_rejects, make_pipeline, unique_output
 from ember.adp.mapping import ConvertError, UniqueIds
 from ember.adp.records import convert_record
 
@@ -118,12 +118,12 @@ def convert_batch(batch: dict[str, list], indices: list[int] | None = None, *, d
 
 
 def _reject(out: dict, exc: Exception, payload: Any, index: int, origin: str) -> None:
-    reason, detail = _classify(exc)
+    reason, detail = classify_error(exc)
     size = len(payload) if isinstance(payload, list) else 1
     if isinstance(payload, str):
         payload = payload.encode()
     line = orjson.dumps({"source": origin, "line": index, "reason": reason, "detail": detail,
-                         "records": size, **_raw_for_rejects(payload)}, default=str).decode()
+                         "records": size, **raw_for_rejects(payload)}, default=str).decode()
     out["json"].append(None)
     out["id"].append(None)
     out["index"].append(index)

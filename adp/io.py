@@ -104,16 +104,29 @@ def _source(spec: str):
     return lambda: _iter_file(p)
 
 
-def _iter_file(p: Path) -> Iterator[tuple[int, bytes | dict]]:
+def file_format(p: str | Path) -> str:
+    """How `iter_units` reads the file ``p``: ``parquet``, ``json-array`` (one JSON array),
+    ``json`` (one or more pretty-printed JSON values) or ``jsonl`` (plain, gzip or zstd)."""
+    p = Path(p)
     with open(p, "rb") as probe:
         if probe.read(4) == _PARQUET_MAGIC:
-            yield from _iter_parquet(p)
-            return
+            return "parquet"
     with open_binary(p) as f:
         first = _first_byte(f)
-        if first == b"[":
+    if first == b"[":
+        return "json-array"
+    return "json" if first == b"{" and _is_plain_json(p) else "jsonl"
+
+
+def _iter_file(p: Path) -> Iterator[tuple[int, bytes | dict]]:
+    kind = file_format(p)
+    if kind == "parquet":
+        yield from _iter_parquet(p)
+        return
+    with open_binary(p) as f:
+        if kind == "json-array":
             yield from iter_json_array(f)
-        elif first == b"{" and _is_plain_json(p):
+        elif kind == "json":
             yield from iter_json_values(f)
         else:
             yield from iter_jsonl(f)
