@@ -754,9 +754,9 @@ class ConvertConfig:
                           short="-o")
     rejects: str | None = opt(None, "Rejects JSONL file (source, line, reason, the raw "
                                     "record) [default: OUT.rejects.jsonl].")
-    workers: int = opt(1, "Worker processes; output is byte-identical for any value. 0 is "
-                          "auto: one per usable CPU (at most 8), one for inputs under 32 MB.",
-                       short="-w", min=0)
+    workers: str | int = opt(1, "Worker processes, or auto: one per usable CPU (at most 8), "
+                                "one for inputs under 32 MB (0 means auto too). Output is "
+                                "byte-identical for any value.", short="-w", metavar="N|auto")
     max_reject_rate: float = opt(0.05, "Exit 1 when more than this fraction of records (or "
                                        "any whole input) is rejected.", min=0.0, max=1.0)
     resume: bool = opt(False, "Continue a killed run of the same command from its last "

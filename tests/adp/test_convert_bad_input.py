@@ -152,13 +152,13 @@ def test_output_is_byte_identical_for_any_worker_count(ember, tmp_path):
             if i % 97 == 0:
                 f.write("{oops\n")
     outs = []
-    for workers in (1, 3):
+    for workers in (1, 3, "auto"):  # auto: the flag takes the word too
         out = tmp_path / f"w{workers}.jsonl"
         proc, summary = convert(ember, src, "-o", out, "--workers", workers,
                                 "--max-reject-rate", "1")
         assert summary["converted"] == 400 and summary["rejected"] == 5
         outs.append((out.read_bytes(), (tmp_path / f"w{workers}.rejects.jsonl").read_bytes()))
-    assert outs[0] == outs[1]
+    assert outs[0] == outs[1] == outs[2]
 
 
 def test_killed_run_leaves_no_half_output_and_resumes_to_identical_bytes(ember, tmp_path):
