@@ -46,7 +46,7 @@ from typing import Any
 
 import orjson
 
-from ember.adp.convert import classify_error, raw_for_rejects, make_pipeline, unique_output
+from ember.adp.convert import classify_error, make_pipeline, raw_for_rejects, unique_output
 from ember.adp.mapping import ConvertError, UniqueIds
 from ember.adp.records import convert_record
 
