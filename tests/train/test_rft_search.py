@@ -1,9 +1,11 @@
-"""RFT on the search environment (`--env search`), as users run it: the embedded model,
-bots choosing HotpotQA questions, multi-turn rollouts in which the policy calls the
-search tool over a real BM25 index; tool results come back as tool messages and are left
-out of the loss; resume makes the same selections."""
+"""RFT on the search environment (`--env search`), as users run it: bots choosing HotpotQA
+questions, multi-turn rollouts in which the policy calls the search tool over a real BM25
+index; tool results come back as tool messages and are left out of the loss. The policy
+is the tiny model primed to call the tool (the embedded model does not call tools before
+SFT). Resume with tools is not tested here (single-turn resume: test_rft.py)."""
 
 import json
+
 import pytest
 
 from ember.evaluate.search import build_index
