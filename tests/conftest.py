@@ -72,6 +72,12 @@ def ember():
     return run_ember
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A 2-layer random Llama with the embedded model's tokenizer (make_tiny_llama)."""
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny_model"))
+
+
 def pytest_collection_modifyitems(config, items):
     import importlib.util
 

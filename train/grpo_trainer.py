@@ -128,18 +128,20 @@ class SelectiveGRPOTrainer(GRPOTrainer):
         return inputs
 
     def _count_masked(self, inputs) -> None:
-        """--env search: how many completion tokens were the environment's (tool results,
-        tool_mask 0), which TRL leaves out of the loss; logged as tools/masked_tokens. With
-        EMBER_RANK_LOG=1 their text goes to masked-N.jsonl, to check that from outside."""
+        """--env search: how many completion tokens of this micro-batch were the
+        environment's (tool results, tool_mask 0), which TRL leaves out of the loss; logged
+        as tools/masked_tokens. With EMBER_RANK_LOG=1 the text of both parts goes to
+        masked-N.jsonl, to check that from outside."""
         real = inputs["completion_mask"].bool()
-        masked = real & ~inputs["tool_mask"].bool()
+        tool = inputs["tool_mask"].bool()
+        masked, trained = real & ~tool, real & tool
         self._metrics["train"]["tools/masked_tokens"].append(float(masked.sum()))
         if self.rank_log is not None:
-            ids = inputs["completion_ids"]
-            spans = [self.processing_class.decode(ids[i][masked[i]]) for i in range(len(ids))]
-            line = {"step": self.state.global_step, "masked": spans,
-                    "trained": [self.processing_class.decode(ids[i][real[i] & ~masked[i]])
-                                for i in range(len(ids))]}
+            decode = self.processing_class.decode
+            rows = list(zip(inputs["completion_ids"], masked, trained))
+            line = {"step": self.state.global_step,
+                    "masked": [decode(ids[m]) for ids, m, _ in rows],
+                    "trained": [decode(ids[t]) for ids, _, t in rows]}
             with self.rank_log.with_name(f"masked-{self.accelerator.process_index}.jsonl").open("a") as f:
                 f.write(json.dumps(line) + "\n")
 

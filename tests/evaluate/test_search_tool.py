@@ -9,14 +9,9 @@ import pytest
 from ember.evaluate.search import SearchIndex, build_index
 from ember.evaluate.search_tool import (LIMIT, NO_RESULTS, SearchEnvironment, question_prompt,
                                         tool_specs, use_response_template)
-from tests.conftest import ROOT, make_tiny_llama
+from tests.conftest import ROOT
 
 DATA = ROOT / "examples" / "data" / "search"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return make_tiny_llama(tmp_path_factory.mktemp("tiny_model"))
 
 
 @pytest.fixture(scope="module")
