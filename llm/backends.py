@@ -78,6 +78,10 @@ class Completion:
     text: str
     tokens: int  # completion tokens
     finish_reason: str  # "stop" (end of turn or stop string) or "length"
+    # Calls an endpoint parsed out of the answer (OpenAI `tool_calls`), as
+    # [{"name", "arguments"}] with arguments as JSON text; None where the backend returns
+    # raw text (hf, vllm), whose calls are still in `text` for the caller to parse.
+    tool_calls: list[dict] | None = None
 
 
 class BackendError(RuntimeError):
@@ -87,7 +91,8 @@ class BackendError(RuntimeError):
 class Backend(Protocol):
     def generate(self, prompts: list[list[dict] | str], params: SamplingParams,
                  on_progress: Progress | None = None, on_result: OnResult | None = None, *,
-                 seeds: list[int] | None = None, json_schema: dict | None = None
+                 seeds: list[int] | None = None, json_schema: dict | None = None,
+                 tools: list[dict] | None = None
                  ) -> list[list[Completion] | BackendError]: ...
 
 
@@ -176,20 +181,21 @@ class HFBackend:
 
     _warned = False
 
-    def encode(self, prompt: list[dict] | str) -> list[int]:
+    def encode(self, prompt: list[dict] | str, tools: list[dict] | None = None) -> list[int]:
         if isinstance(prompt, str):
             return self.tokenizer(prompt)["input_ids"]
         # The template writes its own special tokens; don't let the tokenizer add more.
-        text = self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        text = self.tokenizer.apply_chat_template(prompt, tools=tools, tokenize=False,
+                                                  add_generation_prompt=True)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def generate(self, prompts, params: SamplingParams, on_progress: Progress | None = None,
                  on_result: OnResult | None = None, *, seeds: list[int] | None = None,
-                 json_schema: dict | None = None):
+                 json_schema: dict | None = None, tools: list[dict] | None = None):
         import torch
 
         row_seeds = prompt_seeds(prompts, params, seeds)
-        ids = [self.encode(p) for p in prompts]
+        ids = [self.encode(p, tools) for p in prompts]
         results: list[list[Completion] | BackendError | None] = [None] * len(prompts)
         limit = self._prompt_limit(params.max_new_tokens)
         for i, row in enumerate(ids):
@@ -302,12 +308,12 @@ class OpenAIBackend:
 
     def generate(self, prompts, params: SamplingParams, on_progress: Progress | None = None,
                  on_result: OnResult | None = None, *, seeds: list[int] | None = None,
-                 json_schema: dict | None = None):
+                 json_schema: dict | None = None, tools: list[dict] | None = None):
         import asyncio  # here, so that importing ember (and `ember --help`) stays light
         import concurrent.futures
 
         coro = self._generate(prompts, params, on_progress, on_result,
-                              prompt_seeds(prompts, params, seeds), json_schema)
+                              prompt_seeds(prompts, params, seeds), json_schema, tools)
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # plain synchronous caller (or a worker thread): own loop
@@ -317,7 +323,7 @@ class OpenAIBackend:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, coro).result()
 
-    async def _generate(self, prompts, params, on_progress, on_result, seeds, schema):
+    async def _generate(self, prompts, params, on_progress, on_result, seeds, schema, tools):
         import asyncio
 
         from openai import AsyncOpenAI
@@ -334,6 +340,8 @@ class OpenAIBackend:
             async with gate:
                 if isinstance(prompt, str):
                     return await client.completions.create(prompt=prompt, **args)
+                if tools:
+                    args = {**args, "tools": tools}
                 return await client.chat.completions.create(messages=prompt, **args)
 
         async def one(i, prompt):
@@ -413,7 +421,12 @@ class OpenAIBackend:
             text = self._scrub((c.message.content or "") if chat else c.text)
             # Some servers (transformers serve) stop on the string but keep it in the text.
             text, stopped = cut_at_stop(text, params.stop)
-            out.append(Completion(text, per, "stop" if stopped else (c.finish_reason or "stop")))
+            calls = [{"name": t.function.name, "arguments": self._scrub(t.function.arguments or "")}
+                     for t in (c.message.tool_calls or [])] if chat else []
+            # a server ends a tool-calling turn with finish_reason "tool_calls"
+            finish = "stop" if stopped else {"tool_calls": "stop"}.get(c.finish_reason,
+                                                                        c.finish_reason or "stop")
+            out.append(Completion(text, per, finish, calls or None))
         return out
 
     async def _attempt(self, call, prompt, args, chat):
@@ -502,7 +515,7 @@ class VLLMBackend:
 
     def generate(self, prompts, params: SamplingParams, on_progress: Progress | None = None,
                  on_result: OnResult | None = None, *, seeds: list[int] | None = None,
-                 json_schema: dict | None = None):
+                 json_schema: dict | None = None, tools: list[dict] | None = None):
         extra = self._structured(json_schema) if json_schema is not None else {}
         by_seed = {}  # one SamplingParams per distinct seed, shared by its prompts
         for seed in prompt_seeds(prompts, params, seeds):
@@ -517,7 +530,8 @@ class VLLMBackend:
             if isinstance(p, str):
                 inputs.append(p)
             else:  # rendered like the hf backend; token ids so no second BOS is added
-                text = self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                text = self.tokenizer.apply_chat_template(p, tools=tools, tokenize=False,
+                                                          add_generation_prompt=True)
                 inputs.append({"prompt_token_ids": self.tokenizer.encode(text, add_special_tokens=False)})
         # vLLM schedules and batches everything itself and returns outputs in input order;
         # a list of SamplingParams gives each prompt its own.

@@ -105,10 +105,13 @@ class LLM:
 
     def generate(self, prompts: list[list[dict] | str], params: SamplingParams,
                  on_progress: Progress | None = None, *, seeds: list[int] | None = None,
-                 json_schema: dict | None = None) -> list[Result]:
+                 json_schema: dict | None = None, tools: list[dict] | None = None
+                 ) -> list[Result]:
         """One Result per prompt, in input order; identical (prompt, seed) pairs are asked
         once. ``seeds`` (one per prompt) replaces ``params.seed`` prompt by prompt, in one
-        backend call; ``json_schema`` asks the backend to constrain decoding to it."""
+        backend call; ``json_schema`` asks the backend to constrain decoding to it;
+        ``tools`` (OpenAI-style function specs) are offered to every chat prompt, as the
+        chat template's ``tools`` or the request's."""
         seeds = list(seeds) if seeds is not None else [params.seed] * len(prompts)
         if len(seeds) != len(prompts):
             raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
@@ -122,10 +125,14 @@ class LLM:
         per_seed = {s: dataclasses.replace(params, seed=s) for s in dict.fromkeys(seeds)}
 
         def key_of(prompt, seed):
-            if json_schema is None:
+            if json_schema is None and not tools:
                 return cache_key(model, prompt, per_seed[seed])
-            return cache_key(model, {"prompt": prompt, "json_schema": json_schema,
-                                     "constrained": mode}, per_seed[seed])
+            asked = {"prompt": prompt}
+            if json_schema is not None:
+                asked.update(json_schema=json_schema, constrained=mode)
+            if tools:
+                asked["tools"] = tools
+            return cache_key(model, asked, per_seed[seed])
 
         keys = [key_of(p, s) for p, s in zip(prompts, seeds)]
         first: dict[str, int] = {}  # key -> index of its first prompt
@@ -170,6 +177,8 @@ class LLM:
                 extra["seeds"] = todo_seeds
             if json_schema is not None:
                 extra["json_schema"] = json_schema
+            if tools:
+                extra["tools"] = tools
             try:
                 returned = self.backend.generate([prompts[first[k]] for k in todo],
                                                  per_seed[todo_seeds[0]], on_result=finished,

@@ -261,6 +261,16 @@ def test_hf_stop_strings(hf):
     assert "Friday" not in out[1][0].text and out[1][0].text.startswith(" Wednesday")
 
 
+def test_hf_offers_tools_through_the_chat_template(hf):
+    tool = {"type": "function", "function": {"name": "lookup", "description": "Look it up.",
+                                             "parameters": {"type": "object", "properties": {}}}}
+    chat = [{"role": "user", "content": "Hi"}]
+    plain = hf.tokenizer.decode(hf.encode(chat))
+    offered = hf.tokenizer.decode(hf.encode(chat, tools=[tool]))
+    assert "<tools>" not in plain and '"name": "lookup"' in offered and "<tool_call>" in offered
+    assert offered.endswith(plain[plain.index("<|im_start|>user"):])  # same turns after it
+
+
 # ---------------------------------------------------------------- openai against transformers serve
 
 @pytest.mark.slow
