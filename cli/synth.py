@@ -22,7 +22,7 @@ app = typer.Typer(
         "  ember synth questions --categories math,logic --count 20 -o tasks.jsonl\n\n"
         "  ember synth solutions --tasks tasks.jsonl --strategy prop2diff --samples 8 -o sft.jsonl\n\n"
         "  ember synth index corpus.jsonl -o index/\n\n"
-        "  ember synth trajectories --questions q.jsonl --index index/ --samples 4 -o trajs.jsonl"
+        "  ember synth trajectories --questions q.jsonl --search-index index/ --samples 4 -o trajs.jsonl"
     ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -73,9 +73,9 @@ Examples:
 
   ember synth index examples/data/search/corpus.jsonl -o search-index/
 
-  ember synth trajectories -q examples/data/search/questions.jsonl --index search-index/ --samples 4 -o trajs.jsonl
+  ember synth trajectories -q examples/data/search/questions.jsonl --search-index search-index/ --samples 4 -o trajs.jsonl
 
-  ember synth trajectories --backend openai --base-url http://127.0.0.1:8000/v1 -m teacher --judge-model judge -q q.jsonl --index http://127.0.0.1:8001 -o trajs.jsonl --keep any
+  ember synth trajectories --backend openai --base-url http://127.0.0.1:8000/v1 -m teacher --judge-model judge -q q.jsonl --search-index http://127.0.0.1:8001 -o trajs.jsonl --keep any
 
   ember convert trajs.jsonl --to sft-chat -o sft.jsonl
 """
@@ -96,7 +96,7 @@ SERVE_HELP = """Serve an index over HTTP with the Search-R1 /retrieve contract, 
 POST /retrieve `{"queries": ["..."], "topk": 3, "return_scores": true}` answers
 `{"result": [[{"document": {"id": ID, "contents": TITLE_IN_QUOTES + "\\n" + TEXT},
 "score": S}, ...], ...]}`, one list per query; GET /health answers `{"status": "ok",
-"docs": N}`. `ember synth trajectories --index http://HOST:PORT` uses it.
+"docs": N}`. `ember synth trajectories --search-index http://HOST:PORT` uses it.
 
 Example:
 

@@ -46,7 +46,7 @@ from typing import Callable
 import orjson
 
 from ember.adp.mapping import ConvertError, get_field
-from ember.evaluate.agent import first_messages
+from ember.evaluate.agent import start_messages
 from ember.evaluate.code_scoring import humaneval_items
 from ember.evaluate.item import Item
 from ember.evaluate.lm_eval_tasks import TASKS as LM_EVAL_TASKS, LmEvalTask, check_latex_parser
@@ -205,8 +205,9 @@ def _hotpotqa_items(context: bool) -> list[Item]:
 
 def _hotpotqa_search_items() -> list[Item]:
     """The hotpotqa questions for the search agent: ``messages`` is the agent's first turn
-    (shown in samples.jsonl); the runner starts the agent from ``meta["question"]``."""
-    return [Item(id=r["_id"], messages=first_messages(r["question"]), gold=r["answer"],
+    in the native protocol (shown in samples.jsonl); the runner starts the agent, in the
+    protocol asked for, from ``meta["question"]``."""
+    return [Item(id=r["_id"], messages=start_messages(r["question"]), gold=r["answer"],
                  prompt=r["question"], meta={"question": r["question"], "type": r["type"],
                                              "level": r["level"]})
             for r in read_jsonl(data_file("hotpotqa_dev_distractor_53.jsonl.gz"))]

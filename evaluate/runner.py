@@ -34,7 +34,7 @@ from typing import Callable
 import orjson
 
 from ember.adp.io import atomic_writer, output_lock, repair_tail, write_json
-from ember.evaluate.agent import run_agent
+from ember.evaluate.agent import PROTOCOLS, run_agent
 from ember.evaluate.benchmarks import Benchmark, hotpotqa_paragraphs, load_benchmark
 from ember.evaluate.code_scoring import pass_at_k
 from ember.evaluate.item import Item
@@ -81,13 +81,18 @@ class EvalConfig:
                                          "index` directory or http://HOST:PORT of a /retrieve "
                                          "server [default: the 53 questions' 521 paragraphs, "
                                          "indexed into OUT/search-index].")
+    protocol: str = opt("native", "Tool-call protocol of the search agent: native (a "
+                                  "chat-template tool call, as `ember train --env search` "
+                                  "trains it) or tags (Search-R1's <search>/<answer> tags, "
+                                  "for models trained that way).")
     llm: LLMConfig = section(LLMConfig, help="LLM")
 
     def identity(self) -> dict:
         """The settings a resumed run must share with the run it continues."""
         return {"model": self.llm.model, "backend": self.llm.backend, "samples": self.samples,
                 "temperature": self.temperature, "top_p": self.top_p,
-                "max_new_tokens": self.max_new_tokens, "seed": self.seed}
+                "max_new_tokens": self.max_new_tokens, "seed": self.seed,
+                "protocol": self.protocol}
 
 
 def run_eval(cfg: EvalConfig, llm: LLM | None = None,
@@ -103,6 +108,8 @@ def run_eval(cfg: EvalConfig, llm: LLM | None = None,
 
 
 def _evaluate(cfg: EvalConfig, out: Path, llm, progress) -> dict:
+    if cfg.protocol not in PROTOCOLS:
+        raise ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not {cfg.protocol!r}")
     _check_resume(out, cfg)
     # A kill or a full disk can leave a torn last line; appending after it would fuse rows.
     repaired = repair_tail(out / SAMPLES_FILE)
@@ -226,7 +233,8 @@ def _run_agent(items: list[Item], llm: LLM, params, cfg: EvalConfig, out: Path) 
     search = _searcher(cfg, out)
     jobs = [(it, k) for it in items for k in range(cfg.samples)]
     done = run_agent(llm, [it.meta["question"] for it, _ in jobs],
-                     search, params, seeds=[cfg.seed + k for _, k in jobs])
+                     search, params, seeds=[cfg.seed + k for _, k in jobs],
+                     protocol=cfg.protocol)
     failed = next((r for r in done if r.status == "error"), None)
     if failed is not None:
         raise BackendError(failed.error)

@@ -85,13 +85,26 @@ class SearchEnvironment:
         return paragraphs(self._searcher([query], k=self._topk)[0])
 
 
-def tool_specs() -> list[dict]:
-    """The search tool as the OpenAI-style spec list the chat template renders (what TRL
-    derives from `SearchEnvironment.search`): the `tools` of sft-chat records that teach
-    the native protocol, so SFT shows the model the same system prompt as RFT."""
-    from transformers.utils import get_json_schema
+# The search tool as the chat template's `tools` list shows it: what TRL derives from
+# `SearchEnvironment.search` (transformers' get_json_schema; a test holds the two equal).
+TOOL_SPEC = {"type": "function", "function": {
+    "name": "search",
+    "description": "Search the collection of Wikipedia paragraphs.",
+    "parameters": {"type": "object", "properties": {"query": {
+        "type": "string", "description": "What to look for: a few keywords or a short question."}},
+        "required": ["query"]},
+    "return": {"type": "string",
+               "description": "The best-matching paragraphs, each headed by its title."}}}
 
-    return [get_json_schema(SearchEnvironment(None).search)]
+
+def tool_specs() -> list[dict]:
+    """The search tool as the OpenAI-style spec list the chat template renders: what the
+    search agent offers (ember eval, ember synth trajectories), what TRL derives for RFT,
+    and the `tools` of the sft-chat records exported from synthesized trajectories, so the
+    model sees one system prompt in all four."""
+    import copy
+
+    return [copy.deepcopy(TOOL_SPEC)]
 
 
 def question_prompt(question: str, max_calls: int = MAX_CALLS) -> str:

@@ -1,14 +1,18 @@
 """Behaviour-primed agentic-search trajectories (Behavior Priming, Jin et al. 2025).
 
-    ember synth trajectories --questions q.jsonl --index index/ --rollouts 4 -o trajs.jsonl
+    ember synth trajectories --questions q.jsonl --search-index index/ --samples 4 -o trajs.jsonl
 
     from ember.synth.trajectories import TrajectoryConfig, synthesize
-    summary = synthesize(TrajectoryConfig(questions="q.jsonl", index="index/", out="t.jsonl"),
+    summary = synthesize(TrajectoryConfig(questions="q.jsonl", search_index="index/",
+                                          out="t.jsonl"),
                          teacher, judge)        # two ember.llm.client.LLM (may be the same)
 
 Reading top to bottom: read the questions (``{id, question, answer}``; bad lines are
 rejected with reasons); the teacher rolls out N trajectories per question in the search
-environment (evaluate/agent.py), rollout k with seed ``seed + k``; a judge LLM, shown the
+environment (evaluate/agent.py; ``--protocol native``, the default, calls the search tool
+as a chat-template tool call, exactly as RFT's ``--env search`` and ``ember eval
+--benchmarks hotpotqa-search`` do; ``tags`` is Search-R1's tag protocol), rollout k with
+seed ``seed + k``; a judge LLM, shown the
 question and the steps but never the gold answer, labels four behaviours yes/no as strict
 JSON (synth/prompts/behaviour_judge.md); the QA scorer marks each final answer right or
 wrong (recorded, not a filter unless asked); a keep policy selects:
@@ -19,10 +23,14 @@ wrong (recorded, not a filter unless asked); a keep policy selects:
 - ``any``: every judged trajectory, answered or not.
 
 The first three keep only rollouts that reached an answer. Kept rollouts are written as
-ADP trajectories: the question (user), each search an ``api_action`` ``search(query)``
-with its thought as description, its results a ``text_observation`` from the environment
-linked by ``tool_call_id``, the answer a final ``message_action``; labels, correctness and
-the per-step log go in ``details``. Rollouts that failed in the backend, never wrote a
+ADP trajectories: the question (user; native: the whole prompt the teacher was shown),
+each search an ``api_action`` ``search(query)`` with its thought as description, its
+results a ``text_observation`` from the environment linked by ``tool_call_id``, the answer
+a final ``message_action`` (native: the reply as written, "Answer: ..." line included);
+the trajectory's ``tools`` is the search tool's spec (evaluate/search_tool.py). Exported
+with ``ember convert --to sft-chat``, a native trajectory renders through the chat template
+to the very tokens the model sees at RFT and eval time. Labels, correctness and the
+per-step log go in ``details``. Rollouts that failed in the backend, never wrote a
 well-formed step, or could not be judged go to the rejects file with the reason.
 Everything the LLMs answered is in the cache, so a rerun after a kill repeats no finished
 rollout step or judgement; the output is written whole at the end (atomically).
@@ -40,10 +48,11 @@ import orjson
 
 from ember.adp.io import iter_units, output_lock, write_json, write_jsonl
 from ember.adp.model import api_action, message_action, text_observation, trajectory
-from ember.evaluate.agent import run_agent
+from ember.evaluate.agent import PROTOCOLS, run_agent
 from ember.evaluate.item import Item
 from ember.evaluate.scoring import get_scorer
 from ember.evaluate.search import open_searcher
+from ember.evaluate.search_tool import tool_specs
 from ember.evaluate.templates import load_prompt, render
 from ember.adp.config import opt, section
 from ember.adp.rejects import count_reasons, default_rejects_path, reject, write_rejects
@@ -61,11 +70,6 @@ JUDGE_SCHEMA = {
     "required": list(BEHAVIOURS),
     "additionalProperties": False,
 }
-SEARCH_TOOL = {"type": "function", "function": {
-    "name": "search",
-    "description": "Search the paragraph collection; returns the best-matching paragraphs.",
-    "parameters": {"type": "object", "required": ["query"], "properties": {
-        "query": {"type": "string", "description": "What to look for."}}}}}
 SNIPPET_CHARS = 300  # of each paragraph, in the judge's view of a search result
 
 
@@ -75,15 +79,20 @@ class TrajectoryConfig:
 
     questions: str = opt(None, "JSONL of {id, question, answer} (answer optional).",
                          short="-q")
-    index: str = opt(None, "Search index: an `ember synth index` directory or "
-                           "http://HOST:PORT of a /retrieve server.")
+    search_index: str = opt(None, "Search index: an `ember synth index` directory or "
+                                  "http://HOST:PORT of a /retrieve server.")
     out: str = opt(None, "Output JSONL file: ADP trajectories kept; OUT.summary.json, "
                          "OUT.rejects.jsonl and OUT.cache.sqlite beside it.", short="-o")
     samples: int = samples_opt(4, "Trajectories per question; rollout k uses seed + k.")
     keep: str = opt("all-behaviours", "all-behaviours (all four labels yes, right or wrong), "
                                       "correct-only, random (as many as all-behaviours, at "
                                       "random), any (every judged rollout).")
-    max_turns: int = opt(4, "Steps per rollout, the answer included.", min=1)
+    protocol: str = opt("native", "Tool-call protocol of the search agent: native (a "
+                                  "chat-template tool call, as `ember train --env search` "
+                                  "trains it) or tags (Search-R1's <search>/<answer> tags, "
+                                  "for models trained that way).")
+    max_turns: int = opt(4, "Steps per rollout, the answer included (native: at most "
+                            "max-turns - 1 searches).", min=1)
     topk: int = opt(3, "Paragraphs returned per search.", min=1)
     temperature: float = temperature_opt(0.7, "Of the teacher.")
     top_p: float = top_p_opt()
@@ -227,9 +236,11 @@ def statistics(records: list[dict]) -> dict:
 # --- output ---------------------------------------------------------------------------------
 
 
-def to_adp(traj_id: str, rollout, details: dict) -> dict:
+def to_adp(traj_id: str, rollout, details: dict, protocol: str = "native") -> dict:
     """One rollout as an ADP trajectory (well-formed steps only; the full log in details)."""
-    content = [text_observation(rollout.question, "user")]
+    native = protocol == "native"
+    content = [text_observation(rollout.messages[0]["content"] if native else rollout.question,
+                                "user")]
     calls = 0
     for s in rollout.steps:
         if s.get("action") == "search":
@@ -239,10 +250,14 @@ def to_adp(traj_id: str, rollout, details: dict) -> dict:
                                       tool_call_id=cid))
             content.append(text_observation(_results(s), "environment", name="search",
                                             tool_call_id=cid))
+        elif s.get("action") == "answer" and native:
+            # the reply as written: an `answer` field would be exported as <solution> tags,
+            # which is not what the model says in this protocol (details hold the answer)
+            content.append(message_action(s["text"], final=True))
         elif s.get("action") == "answer":
             content.append(message_action(s["answer"], s["think"] or None, final=True,
                                           answer=s["answer"]))
-    return trajectory(traj_id, content, details, tools=[SEARCH_TOOL])
+    return trajectory(traj_id, content, details, tools=tool_specs())
 
 
 def _score(answer: str | None, gold) -> dict:
@@ -261,15 +276,14 @@ def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=No
                on_judge=None) -> Summary:
     """Run the pipeline; writes OUT, the rejects file and OUT.summary.json; returns the
     summary. ``teacher`` and ``judge`` are ember.llm.client.LLM objects (may be one)."""
-    if cfg.keep not in POLICIES:
-        raise ValueError(f"unknown --keep {cfg.keep!r}; choose one of {', '.join(POLICIES)}")
+    check_options(cfg)
     start = time.perf_counter()
     out = Path(cfg.out)
     rejects_path = cfg.rejects or default_rejects_path(out)
     questions, rejects = read_questions(cfg.questions, cfg.limit)
     if not questions:
         raise ValueError(f"{cfg.questions}: no usable question ({len(rejects)} rejected)")
-    search = search or open_searcher(cfg.index)
+    search = search or open_searcher(cfg.search_index)
 
     # 1. roll out: question-major order, rollout k with seed + k
     jobs = [(q, k) for q in questions for k in range(cfg.samples)]
@@ -278,7 +292,7 @@ def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=No
     before = dict(teacher.usage)
     rollouts = run_agent(teacher, [q["question"] for q, _ in jobs], search, params,
                          seeds=[cfg.seed + k for _, k in jobs], max_turns=cfg.max_turns,
-                         topk=cfg.topk, on_step=on_step)
+                         topk=cfg.topk, protocol=cfg.protocol, on_step=on_step)
     teacher_usage = _usage_delta(teacher, before)
 
     # 2. reject what cannot be judged, judge the rest in one batch
@@ -324,9 +338,10 @@ def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=No
             "behaviour_count": sum(record["behaviours"].values()),
             "turns": len(r.steps),
             "format_violations": sum("violation" in s for s in r.steps),
-            "teacher": teacher.model, "judge": judge.model, "steps": r.steps,
+            "teacher": teacher.model, "judge": judge.model, "protocol": cfg.protocol,
+            "steps": r.steps,
         }
-        trajs.append(to_adp(f"{q['id']}-r{k}", r, details))
+        trajs.append(to_adp(f"{q['id']}-r{k}", r, details, cfg.protocol))
     kept = [trajs[i] for i in select(records, cfg.keep, cfg.seed)]
 
     write_jsonl(out, kept)
@@ -352,6 +367,15 @@ def synthesize(cfg: TrajectoryConfig, teacher, judge, *, search=None, on_step=No
     return summary
 
 
+def check_options(cfg: TrajectoryConfig) -> None:
+    """ValueError naming the option when --keep or --protocol is not one we know."""
+    if cfg.keep not in POLICIES:
+        raise ValueError(f"unknown --keep {cfg.keep!r}; choose one of {', '.join(POLICIES)}")
+    if cfg.protocol not in PROTOCOLS:
+        raise ValueError(f"unknown --protocol {cfg.protocol!r}; choose one of "
+                         f"{', '.join(PROTOCOLS)}")
+
+
 def open_llms(cfg: TrajectoryConfig):
     """(teacher, judge): the judge is the teacher unless another model or endpoint is
     named; both cache beside OUT."""
@@ -366,12 +390,11 @@ def open_llms(cfg: TrajectoryConfig):
 
 def run(cfg: TrajectoryConfig, progress=None, on_step=None) -> Summary:
     """`ember synth trajectories`: check the inputs, open teacher and judge, synthesize."""
-    for name in ("questions", "index", "out"):
+    for name in ("questions", "search_index", "out"):
         if not getattr(cfg, name):
-            raise ValueError(f"missing --{name}")
-    if cfg.keep not in POLICIES:
-        raise ValueError(f"unknown --keep {cfg.keep!r}; choose one of {', '.join(POLICIES)}")
-    search = open_searcher(cfg.index)
+            raise ValueError(f"missing --{name.replace('_', '-')}")
+    check_options(cfg)
+    search = open_searcher(cfg.search_index)
     with output_lock(cfg.out):
         return _with_llms(cfg, search, progress, on_step)
 

@@ -4,12 +4,14 @@ HotpotQA corpus."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from ember.evaluate.agent import (NO_RESULTS, STOP, check_step, close_action, first_messages,
-                               information, run_agent)
+from ember.evaluate.agent import (NO_RESULTS, STOP, check_reply, check_step, close_action,
+                                  first_messages, information, run_agent)
+from ember.evaluate.search_tool import question_prompt, tool_specs
 from ember.llm.backends import SamplingParams, make_backend
 from ember.llm.cache import Cache
 from ember.llm.client import LLM
@@ -113,7 +115,12 @@ def test_first_messages_split_the_template_into_turns():
         {"role": "user", "content": "Answer Q"}]
 
 
-# ---------------------------------------------------------------- the loop
+# ---------------------------------------------------------------- the loop, tags protocol
+
+
+def run_tags(*args, **kw):
+    return run_agent(*args, protocol="tags", **kw)
+
 
 # Step texts per question keyword, in turn order. Some end with the stop string and more
 # text after it, as servers that ignore `stop` send: the backend cuts it, the agent closes.
@@ -132,11 +139,13 @@ START = len(first_messages("?"))  # the instructions and the worked example come
 
 
 def turn_and_question(body) -> tuple[int, str]:
-    """(0-based turn, question) of an agent request: the question is the last turn of the
-    template; each later assistant message is one step."""
+    """(0-based turn, question) of an agent request. Native (the request offers tools):
+    the question ends the first user turn; tags: it is the last turn of the template.
+    Each later assistant message is one step."""
     messages = body["messages"]
-    question = messages[START - 1]["content"].split("Question: ", 1)[1]
-    return sum(m["role"] == "assistant" for m in messages[START:]), question
+    start = 1 if body.get("tools") else START
+    question = messages[start - 1]["content"].split("Question: ", 1)[1]
+    return sum(m["role"] == "assistant" for m in messages[start:]), question
 
 
 def _reply(k, path, body, headers):
@@ -152,7 +161,7 @@ def _llm(url, cache=None) -> LLM:
 
 def test_loop_search_information_answer(index):
     with scripted_server(_reply) as (url, seen, _):
-        [r] = run_agent(_llm(url), ["Who is Scott Derrickson?"], index,
+        [r] = run_tags(_llm(url), ["Who is Scott Derrickson?"], index,
                         SamplingParams(max_new_tokens=64), max_turns=4, topk=2)
     assert r.status == "answered" and r.answer == "American"
     first, second = r.steps
@@ -173,7 +182,7 @@ def test_loop_search_information_answer(index):
 
 def test_violation_gets_a_corrective_message(index):
     with scripted_server(_reply) as (url, seen, _):
-        [r] = run_agent(_llm(url), ["Who played Corliss Archer?"], index,
+        [r] = run_tags(_llm(url), ["Who played Corliss Archer?"], index,
                         SamplingParams(max_new_tokens=64), max_turns=4)
     assert r.status == "answered" and r.answer == "Shirley Temple"
     bad, good = r.steps
@@ -186,7 +195,7 @@ def test_violation_gets_a_corrective_message(index):
 
 def test_turn_limit_and_empty_results(index):
     with scripted_server(_reply) as (url, seen, _):
-        [r] = run_agent(_llm(url), ["Loop forever"], index, SamplingParams(), max_turns=3)
+        [r] = run_tags(_llm(url), ["Loop forever"], index, SamplingParams(), max_turns=3)
     assert r.status == "turn-limit" and r.answer is None
     assert len(r.steps) == 3 == len(seen)
     assert all(s["results"] == [] and NO_RESULTS in s["information"] for s in r.steps)
@@ -211,7 +220,7 @@ def test_many_rollouts_step_together_with_their_own_seeds(index):
     with scripted_server(_reply) as (url, seen, _):
         llm = CountingLLM(make_backend("openai", "scripted", base_url=url, max_retries=0),
                           model="scripted")
-        rollouts = run_agent(llm, questions * 2, index, SamplingParams(max_new_tokens=32),
+        rollouts = run_tags(llm, questions * 2, index, SamplingParams(max_new_tokens=32),
                              seeds=[0, 0, 0, 0, 1, 1, 1, 1], max_turns=3)
     # one generate call per turn for every running rollout, whatever its seed
     assert llm.calls == [8, 8, 4]
@@ -234,7 +243,7 @@ def test_backend_failure_ends_the_rollout_with_the_reason(index):
         return _reply(k, path, body, headers)
 
     with scripted_server(reply) as (url, seen, _):
-        bad, good = run_agent(_llm(url), ["Fail now", "Who is Scott Derrickson?"], index,
+        bad, good = run_tags(_llm(url), ["Fail now", "Who is Scott Derrickson?"], index,
                               SamplingParams())
     assert bad.status == "error" and "HTTP 400" in bad.error
     assert bad.steps == [{"turn": 1, "error": bad.error}]
@@ -245,11 +254,113 @@ def test_rerun_replays_from_the_cache(index, tmp_path):
     questions = ["Who is Scott Derrickson?", "Who played Corliss Archer?", "Loop forever"]
     with scripted_server(_reply) as (url, seen, _):
         with Cache(tmp_path / "c.sqlite") as cache:
-            first = run_agent(_llm(url, cache), questions, index, SamplingParams(), max_turns=3)
+            first = run_tags(_llm(url, cache), questions, index, SamplingParams(), max_turns=3)
         sent = len(seen)
         with Cache(tmp_path / "c.sqlite") as cache:
             llm = _llm(url, cache)
-            again = run_agent(llm, questions, index, SamplingParams(), max_turns=3)
+            again = run_tags(llm, questions, index, SamplingParams(), max_turns=3)
     assert sent == 7 and len(seen) == sent  # nothing sent the second time
     assert llm.usage["calls"] == 0 and llm.usage["cached"] == 7
     assert [r.steps for r in again] == [r.steps for r in first]
+
+
+# ---------------------------------------------------------------- the native protocol
+
+def _call(args) -> str:
+    return f'<tool_call>{{"name": "search", "arguments": {args}}}</tool_call>'
+
+
+NATIVE_GOOD = [
+    ("I need his birthplace.\n" + _call('{"query": "Scott Derrickson"}'), "search",
+     "Scott Derrickson", "I need his birthplace."),
+    (_call('{"query": " Ed Wood "}'), "search", "Ed Wood", ""),
+    ("Both are American.\nAnswer: yes", "answer", "yes", "Both are American."),
+    ("answer: no\nActually, **Answer:** Chief of Protocol", "answer", "Chief of Protocol",
+     "answer: no\nActually,"),
+    ("Shirley Temple", "answer", "Shirley Temple", ""),  # no Answer: line: the whole reply
+]
+
+
+@pytest.mark.parametrize("text,action,argument,think", NATIVE_GOOD)
+def test_native_replies_parse(text, action, argument, think):
+    parsed, reason = check_reply(text)
+    assert reason is None, reason
+    assert (parsed["action"], parsed["argument"], parsed["think"]) == (action, argument, think)
+
+
+NATIVE_BAD = [
+    ("Let me search <tool_call>{\"name\": \"search\"", "stop", "unclosed <tool_call>"),
+    (_call("{query: Ed Wood}"), "stop", "not JSON"),
+    ('<tool_call>["search"]</tool_call>', "stop", "not a JSON object"),
+    ('<tool_call>{"name": "browse", "arguments": {"url": "x"}}</tool_call>', "stop",
+     "unknown tool 'browse'"),
+    (_call('{"q": "Ed Wood"}'), "stop", 'non-empty string "query"'),
+    (_call('{"query": "  "}'), "stop", 'non-empty string "query"'),
+    (_call('{"query": "a"}') + _call('{"query": "b"}'), "stop", "2 tool calls"),
+    ("   ", "stop", "empty reply"),
+    ("The answer might be", "length", "cut at max_new_tokens"),
+    ("<tool_call>{\"name\": \"search\", \"argu", "length", "truncated at max_new_tokens: unclosed"),
+]
+
+
+@pytest.mark.parametrize("text,finish,why", NATIVE_BAD)
+def test_native_violations_say_why(text, finish, why):
+    parsed, reason = check_reply(text, finish)
+    assert parsed is None and why in reason
+
+
+def test_native_reads_calls_a_server_parsed():
+    calls = [{"name": "search", "arguments": '{"query": "Ed Wood"}'}]
+    parsed, _ = check_reply("Looking.", "stop", calls)
+    assert (parsed["action"], parsed["argument"], parsed["think"]) == ("search", "Ed Wood", "Looking.")
+    assert "not JSON" in check_reply("", "stop", [{"name": "search", "arguments": "{"}])[1]
+
+
+def _native_reply(structured):
+    """Scripted native steps: calls in the text (transformers serve, raw templates) or,
+    with `structured`, as OpenAI tool_calls (a server with a tool parser)."""
+    script = {"Derrickson": [("Find him.", {"query": "Scott Derrickson"}), "He is American.\nAnswer: American"],
+              "Broken": ["<tool_call>{oops</tool_call>", "Answer: x"]}
+
+    def reply(k, path, body, headers):
+        turn, question = turn_and_question(body)
+        step = next(v for key, v in script.items() if key in question)[turn]
+        if not isinstance(step, tuple):
+            return 200, ok(path, body, step), 0
+        text, args = step
+        if not structured:
+            return 200, ok(path, body, f"{text}\n{_call(json.dumps(args))}"), 0
+        payload = ok(path, body, text)
+        payload["choices"][0]["finish_reason"] = "tool_calls"
+        payload["choices"][0]["message"]["tool_calls"] = [{
+            "id": "x1", "type": "function",
+            "function": {"name": "search", "arguments": json.dumps(args)}}]
+        return 200, payload, 0
+    return reply
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_native_loop_tool_call_result_answer(index, structured):
+    with scripted_server(_native_reply(structured)) as (url, seen, _):
+        good, broken = run_agent(_llm(url), ["Who is Scott Derrickson?", "Broken one"], index,
+                                 SamplingParams(max_new_tokens=64), max_turns=3, topk=2)
+    assert good.status == "answered" and good.answer == "American"
+    search, answer = good.steps
+    assert search["action"] == "search" and search["query"] == "Scott Derrickson"
+    assert search["think"] == "Find him." and search["finish_reason"] == "stop"
+    assert search["information"].startswith("Doc 1 (Title: Scott Derrickson)")
+    assert answer["action"] == "answer"
+    # what the model saw on its second turn: the tool, its own call, the result as a tool turn
+    body = next(r["body"] for r in seen if "Derrickson" in r["body"]["messages"][0]["content"]
+                and len(r["body"]["messages"]) > 1)
+    assert "stop" not in body and body["tools"] == tool_specs()
+    user, said, result = body["messages"]
+    assert user["content"] == question_prompt("Who is Scott Derrickson?", 2)
+    assert said == {"role": "assistant", "content": "Find him.", "tool_calls": [{
+        "id": "call_0", "type": "function",
+        "function": {"name": "search", "arguments": '{"query": "Scott Derrickson"}'}}]}
+    assert result == {"role": "tool", "tool_call_id": "call_0", "name": "search",
+                      "content": search["information"]}
+    # a malformed call is corrected, then the rollout answers
+    assert "not JSON" in broken.steps[0]["violation"] and broken.answer == "x"
+    assert broken.messages[2]["role"] == "user" and "broke the format" in broken.messages[2]["content"]

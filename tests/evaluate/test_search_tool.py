@@ -42,6 +42,8 @@ def test_the_tool_schema_comes_from_the_method(index):
     assert fn["name"] == "search" and fn["parameters"]["required"] == ["query"]
     assert fn["parameters"]["properties"]["query"]["type"] == "string"
     assert "Wikipedia paragraphs" in fn["description"]
+    # what the agent and the exported trajectories offer is what TRL derives at RFT time
+    assert tool_specs() == [schema]
 
 
 def test_a_rendered_tool_call_parses_back_to_the_same_call(tiny_model):

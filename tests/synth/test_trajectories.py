@@ -181,15 +181,16 @@ def _write_questions(path: Path) -> Path:
     return path
 
 
-def _run(ember, url, questions, index_dir, out, *extra):
+def _run(ember, url, questions, index_dir, out, *extra, protocol="tags"):
     proc = ember("synth", "trajectories", "--backend", "openai", "--base-url", url,
                  "--model", "scripted", "--max-retries", "0", "-q", questions,
-                 "--index", index_dir, "--samples", "2", "--max-turns", "3", "-o", out,
-                 "--json", *extra)
+                 "--search-index", index_dir, "--samples", "2", "--max-turns", "3", "-o", out,
+                 "--json", "--protocol", protocol, *extra)
     return json.loads(proc.stdout)
 
 
 def test_trajectories_scripted_end_to_end(ember, tmp_path, index_dir):
+    """The tags protocol (Search-R1), every count exact."""
     questions = _write_questions(tmp_path / "q.jsonl")
     out = tmp_path / "trajs.jsonl"
     with scripted_server(_reply) as (url, seen, _):
@@ -281,16 +282,20 @@ def test_trajectories_scripted_end_to_end(ember, tmp_path, index_dir):
 
 def test_trajectories_bad_arguments(ember, tmp_path, index_dir):
     questions = _write_questions(tmp_path / "q.jsonl")
-    proc = ember("synth", "trajectories", "-q", questions, "--index", index_dir, "-o",
+    proc = ember("synth", "trajectories", "-q", questions, "--search-index", index_dir, "-o",
                  tmp_path / "t.jsonl", "--keep", "best", check=False)
     assert proc.returncode == 2 and "unknown --keep 'best'" in proc.stderr
-    proc = ember("synth", "trajectories", "-q", questions, "--index", tmp_path / "nowhere",
+    proc = ember("synth", "trajectories", "-q", questions, "--search-index", index_dir, "-o",
+                 tmp_path / "t.jsonl", "--protocol", "xml", check=False)
+    assert proc.returncode == 2 and "unknown --protocol 'xml'; choose one of native, tags" \
+        in proc.stderr
+    proc = ember("synth", "trajectories", "-q", questions, "--search-index", tmp_path / "nowhere",
                  "-o", tmp_path / "t.jsonl", "--backend", "openai", "--base-url",
                  "http://127.0.0.1:9/v1", check=False)
     assert proc.returncode == 2 and "is not a search index" in proc.stderr
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"id": 1}\n')
-    proc = ember("synth", "trajectories", "-q", empty, "--index", index_dir, "-o",
+    proc = ember("synth", "trajectories", "-q", empty, "--search-index", index_dir, "-o",
                  tmp_path / "t.jsonl", "--backend", "openai", "--base-url",
                  "http://127.0.0.1:9/v1", check=False)
     assert proc.returncode == 2 and "no usable question" in proc.stderr
@@ -300,19 +305,20 @@ def test_trajectories_bad_arguments(ember, tmp_path, index_dir):
 
 @pytest.mark.slow
 def test_trajectories_with_served_model(ember, tmp_path, index_dir, served_model):
-    """The embedded model as teacher and judge. It serves greedily (its generation config
-    does not sample), so what it writes is fixed: for q1 it answers in its first step
-    (64 tokens are enough to close the tags; 24 were not, and then every rollout was
-    rejected and nothing was checked). Every rollout must be kept or rejected with a
-    reason, exactly once, and the summary must agree with the files."""
+    """The embedded model as teacher and judge, native protocol. It serves greedily (its
+    generation config does not sample), so what it writes is fixed: it answers without
+    searching, in one step. `transformers serve` ignores response_format, so the judge's
+    JSON is parsed and retried (the hf backend constrains it: the demo). Every rollout
+    must be kept or rejected with a reason, exactly once, and the summary must agree with
+    the files."""
     questions = tmp_path / "q.jsonl"
-    asked = QUESTIONS[:3:2]  # q1 (yes/no) and q2
+    asked = QUESTIONS[:1]  # q1 (yes/no)
     questions.write_text("".join(json.dumps(q) + "\n" for q in asked))
     out = tmp_path / "trajs.jsonl"
     with counting_proxy(served_model.base_url) as (url, count):
         args = ("synth", "trajectories", "--backend", "openai", "--base-url", url,
                 "--model", served_model.model, "--timeout", "600", "-q", questions,
-                "--index", index_dir, "--samples", "2", "--max-turns", "2",
+                "--search-index", index_dir, "--samples", "2", "--max-turns", "2",
                 "--max-new-tokens", "64", "--judge-max-new-tokens", "64",
                 "--judge-attempts", "2", "--keep", "any", "-o", out, "--json")
         proc = ember(*args, check=False)
@@ -321,7 +327,7 @@ def test_trajectories_with_served_model(ember, tmp_path, index_dir, served_model
         usage = summary["usage"]
         assert sent == usage["teacher"]["calls"] + usage["judge"]["calls"] > 0
         trajs, rejects = _rows(out), _rows(summary["rejects"])
-        print(f"served-model trajectories: {summary['answered']}/4 answered, "
+        print(f"served-model trajectories: {summary['answered']}/2 answered, "
               f"{len(trajs)} kept, rejects {summary['rejected_by_reason']}")
         # nothing kept is an unsuccessful run that says why (the tiny judge often fails)
         if trajs:
@@ -331,12 +337,12 @@ def test_trajectories_with_served_model(ember, tmp_path, index_dir, served_model
             assert summary["rejects"] in summary["error"]
 
         # every rollout is kept or rejected, once, and nothing else was rejected
-        assert summary["rollouts"] == 4
+        assert summary["rollouts"] == 2
         every = {(q["id"], k) for q in asked for k in range(2)}
         kept = [(details_of(t)["question_id"], details_of(t)["rollout"]) for t in trajs]
         dropped = [(r["question_id"], r["rollout"]) for r in rejects]
         assert sorted(kept + dropped) == sorted(every)
-        assert all(r["line"] is None for r in rejects)  # both questions were usable
+        assert all(r["line"] is None for r in rejects)  # the question was usable
         for r in rejects:  # a known reason, a sentence, and the rollout's own log
             assert r["reason"] in ("backend-error", "no-valid-step", "judge-failed"), r
             assert r["detail"] and isinstance(r["steps"], list)
@@ -347,7 +353,7 @@ def test_trajectories_with_served_model(ember, tmp_path, index_dir, served_model
         # the model did something worth checking: q1 was answered, in a well-formed step
         assert summary["answered"] >= 1
         assert summary["answered"] + summary["turn_limit"] + summary["rejected_by_reason"].get(
-            "backend-error", 0) == 4
+            "backend-error", 0) == 2
         judged_steps = [s for t in trajs for s in details_of(t)["steps"]] + \
             [s for r in rejects if r["reason"] == "judge-failed" for s in r["steps"]]
         assert any(s.get("action") == "answer" and s["answer"].strip() for s in judged_steps)
@@ -356,7 +362,8 @@ def test_trajectories_with_served_model(ember, tmp_path, index_dir, served_model
             assert d["status"] in ("answered", "turn-limit")
             if d["status"] == "answered":
                 assert t["content"][-1]["class_"] == "message_action"
-                assert t["content"][-1]["answer"] == d["prediction"] and d["prediction"]
+                # native: the reply as written, whose Answer: line (or whole text) is it
+                assert d["prediction"] and d["prediction"] in t["content"][-1]["content"]
             assert set(d["behaviours"]) == set(BEHAVIOURS)
 
         # the summary says what the files hold
@@ -374,3 +381,77 @@ def test_trajectories_with_served_model(ember, tmp_path, index_dir, served_model
         assert {k: again[k] for k in ("judged", "kept", "rejected")} == \
             {k: summary[k] for k in ("judged", "kept", "rejected")}
         assert _rows(out) == trajs
+
+
+# ---------------------------------------------------------------- the native protocol
+
+NATIVE_CALL = '<tool_call>{{"name": "search", "arguments": {{"query": "{}"}}}}</tool_call>'
+NATIVE_TEACHER = {  # question keyword -> replies in turn order (any seed)
+    "Derrickson": ["First him.\n" + NATIVE_CALL.format("Scott Derrickson"),
+                   "Both are American.\nAnswer: yes"],
+    "Corliss": ["Shirley Temple played her.\nAnswer: Chief of Protocol"],
+}
+
+
+def _native_reply(k, path, body, headers):
+    prompt = body["messages"][0]["content"]
+    if JUDGE_MARK in prompt:
+        return 200, ok(path, body, json.dumps(ALL_YES)), 0
+    turn, question = turn_and_question(body)
+    return 200, ok(path, body, next(v for key, v in NATIVE_TEACHER.items()
+                                    if key in question)[turn]), 0
+
+
+def test_native_trajectory_exports_to_the_tokens_rft_and_eval_see(ember, tmp_path, index_dir,
+                                                                  tiny_model):
+    """One protocol end to end: a trajectory synthesized with native tool calls, exported
+    by `ember convert --to sft-chat` and rendered by the chat template, is token for token
+    (a) what the teacher was sent at each turn, and (b) what TRL builds at RFT time from
+    `--env search` (tools from SearchEnvironment.search, arguments as parsed dicts)."""
+    from transformers import AutoTokenizer
+
+    from ember.adp.export.sft_chat import tools_of
+    from ember.evaluate.search import SearchIndex
+    from ember.evaluate.search_tool import SearchEnvironment, question_prompt
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS[:3:2]))
+    out = tmp_path / "trajs.jsonl"
+    with scripted_server(_native_reply) as (url, seen, _):
+        summary = _run(ember, url, questions, index_dir, out, "--keep", "any",
+                       protocol="native")
+    assert summary["answered"] == 4 and summary["kept"] == 4 and summary["correct"] == 4
+    teacher = [r["body"] for r in seen if "tools" in r["body"]]
+    assert all(b["tools"][0]["function"]["name"] == "search" and "stop" not in b
+               for b in teacher)
+    [traj] = [t for t in _rows(out) if t["id"] == "q1-r0"]
+    assert [e["class_"] for e in traj["content"]] == [
+        "text_observation", "api_action", "text_observation", "message_action"]
+    assert traj["content"][-1]["content"] == "Both are American.\nAnswer: yes"
+    assert details_of(traj)["protocol"] == "native"
+
+    sft = tmp_path / "sft.jsonl"
+    ember("convert", out, "--to", "sft-chat", "-o", sft)
+    record = next(r for r in _rows(sft) if r["id"] == "q1-r0")
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    exported = tok.apply_chat_template(record["messages"], tools=tools_of(record),
+                                       tokenize=True)["input_ids"]
+    # (a) each teacher request of this rollout is a prefix of the exported chat
+    asked = [b for b in teacher if "Derrickson" in b["messages"][0]["content"]
+             and b["seed"] == 0]
+    assert len(asked) == 2
+    for body in asked:
+        prompt = tok.apply_chat_template(body["messages"], tools=body["tools"],
+                                         add_generation_prompt=True, tokenize=True)["input_ids"]
+        assert exported[:len(prompt)] == prompt
+    # (b) the same conversation as TRL renders it for RFT (max_turns 3: 2 searches)
+    env = SearchEnvironment(SearchIndex(index_dir), topk=3, max_calls=2)
+    env.reset()
+    question = QUESTIONS[0]["question"]
+    rft = [{"role": "user", "content": question_prompt(question, 2)},
+           {"role": "assistant", "content": "First him.", "tool_calls": [{
+               "type": "function",
+               "function": {"name": "search", "arguments": {"query": "Scott Derrickson"}}}]},
+           {"role": "tool", "name": "search", "content": env.search("Scott Derrickson")},
+           {"role": "assistant", "content": "Both are American.\nAnswer: yes"}]
+    assert exported == tok.apply_chat_template(rft, tools=[env.search], tokenize=True)["input_ids"]

@@ -8,7 +8,9 @@ beside this script:
 - ``corpus.jsonl``: every context paragraph of the questions, once per title (first
   occurrence wins; in the 53-question file no title has two different texts), as
   ``{id, title, text}`` with ids ``hp-0000``, ``hp-0001``, ... in order of appearance;
-- ``questions.jsonl``: ``{id, question, answer, supporting_titles}`` per question.
+- ``questions.jsonl``: ``{id, question, answer, supporting_titles}`` per question;
+- ``tasks.jsonl``: the same questions as RFT tasks in the task file form
+  (``{id, prompt, answer, scorer: "qa", extra}``), for ``ember train --env search``.
 
 The output depends only on the input file, so rerunning reproduces it byte for byte.
 """
@@ -38,6 +40,13 @@ def main(source: Path) -> None:
             titles = list(dict.fromkeys(t for t, _ in r["supporting_facts"]))
             f.write(json.dumps({"id": r["_id"], "question": r["question"], "answer": r["answer"],
                                 "supporting_titles": titles}, ensure_ascii=False) + "\n")
+    with open(HERE / "tasks.jsonl", "w") as f:
+        for r in rows:
+            titles = list(dict.fromkeys(t for t, _ in r["supporting_facts"]))
+            f.write(json.dumps({"id": r["_id"], "prompt": r["question"], "answer": r["answer"],
+                                "scorer": "qa", "extra": json.dumps(
+                                    {"supporting_titles": titles}, ensure_ascii=False)},
+                               ensure_ascii=False) + "\n")
     print(f"{len(rows)} questions, {len(docs)} paragraphs -> {HERE}")
 
 
