@@ -1,5 +1,5 @@
-"""`ember bench rft`: two selectors race on real GRPO with the embedded model (2 steps
-each), as a user runs it; bench.json meets its schema, the plot is a PNG, a finished
+"""`ember bench rft`: two selectors race on real GRPO with a tiny model (2 steps each; the
+embedded model's figures are docs/benchmarks.md's), as a user runs it; bench.json meets its schema, the plot is a PNG, a finished
 bench given --resume trains nothing again; and the GPU check script refuses a machine
 without CUDA in one clear line."""
 
@@ -17,14 +17,14 @@ TASKS = FIXTURES / "tasks" / "arithmetic.jsonl"
 
 
 @pytest.mark.slow
-def test_two_selectors_two_steps_on_the_embedded_model(ember, tmp_path):
+def test_two_selectors_two_steps(ember, tmp_path, tiny_model):
     heldout = tmp_path / "heldout.jsonl"
     heldout.write_text("".join(TASKS.read_text().splitlines(keepends=True)[:4]))
     train_cfg = tmp_path / "train.yaml"
     train_cfg.write_text("rft:\n  tasks_per_step: 2\n  samples: 2\n  batch_size: 4\n"
                          "  max_new_tokens: 8\n  save_steps: 1000\n  reward: math\n")
     out = tmp_path / "bench"
-    args = ["bench", "rft", "--model", "smollm2", "--tasks", TASKS, "--eval-tasks", heldout,
+    args = ["bench", "rft", "--model", tiny_model, "--tasks", TASKS, "--eval-tasks", heldout,
             "--selectors", "uniform,bots", "--steps", "2",
             "--eval-every", "2", "--train-config", train_cfg, "--out", out, "--json"]
     summary = json.loads(ember(*args).stdout)
