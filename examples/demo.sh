@@ -2,9 +2,10 @@
 # The whole ember pipeline at toy scale on the bundled samples (run by `make demo`).
 # Stages: raw agent datasets -> ADP -> validate -> sft-chat; evaluate the embedded model;
 # serve the embedded model with `transformers serve` and synthesize questions (MindGYM)
-# and agentic-search trajectories (behaviour priming) through it; SFT on the sft-chat
-# data, then RFT (GRPO) with the bots selector on MAWPS + synthesized tasks; evaluate the
-# result and compare it with the starting model.
+# through it, and agentic-search trajectories (behaviour priming, native tool calls)
+# in-process; SFT on the sft-chat data, then RFT (GRPO) with the bots selector on MAWPS +
+# synthesized tasks; SFT on the search trajectories, then RFT on the search environment;
+# evaluate the math model and compare it with the starting model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${DEMO_OUT:-demo-out}
@@ -62,8 +63,8 @@ ember synth index examples/data/search/corpus.jsonl -o "$OUT/search/index"
 # In-process (--backend hf) so that the judge's JSON is grammar-constrained (llguidance):
 # `transformers serve` accepts response_format but ignores it.
 ember synth trajectories --backend hf --model smollm2 \
-  -q examples/data/search/questions.jsonl --limit 2 --index "$OUT/search/index" \
-  --samples 2 --max-turns 3 --topk 2 --max-new-tokens 48 \
+  -q examples/data/search/questions.jsonl --limit 2 --search-index "$OUT/search/index" \
+  --samples 2 --max-turns 3 --max-new-tokens 48 \
   --judge-max-new-tokens 64 --judge-attempts 2 --keep any --min-yield 0 \
   -o "$OUT/search/trajectories.jsonl"
 ember validate "$OUT/search/trajectories.jsonl"
@@ -80,7 +81,20 @@ ember train --stage sft,rft --model smollm2 --out "$OUT/train" \
   --rft-samples 4 --rft-batch-size 8 --rft-max-new-tokens 96 --rft-temperature 0.8 \
   --rft-learning-rate 2e-6
 
-echo "== 9. evaluate the trained model and compare (before -> after)"
+echo "== 9. behaviour priming in small: SFT on the search trajectories, then agentic RFT"
+# GRPO on the search environment: the policy may call search(query) as a native tool call
+# (the protocol the trajectories were written in), results come back as tool messages and
+# are masked from the loss, bots chooses the questions, the reward reads the final answer.
+rm -rf "$OUT/train-search"
+ember train --stage sft,rft --model smollm2 --out "$OUT/train-search" \
+  --data "$OUT/search/trajectories.sft.jsonl" --sft-max-steps 1 --sft-batch-size 2 \
+  --sft-max-length 1024 --tasks examples/data/search/tasks.jsonl --env search \
+  --search-index "$OUT/search/index" --rft-max-tool-calls 1 --selector bots \
+  --reward qa,format --reward-weights 1.0,0.1 --rft-max-steps ${DEMO_SEARCH_STEPS:-2} \
+  --rft-tasks-per-step 2 --rft-samples 2 --rft-batch-size 4 --rft-max-new-tokens 480 \
+  --rft-temperature 0.8 --rft-save-steps ${DEMO_SEARCH_STEPS:-2}
+
+echo "== 10. evaluate the trained model and compare (before -> after)"
 ember eval --model "$OUT/train/rft/model" --benchmarks gsm8k-boxed,mawps --limit ${DEMO_EVAL_LIMIT:-8} \
   --max-new-tokens 160 --batch-size 8 --out "$OUT/eval/trained"
 ember eval compare "$OUT/eval/base" "$OUT/eval/trained" --resamples 1000 --plot "$OUT/eval/compare.png"
@@ -102,4 +116,13 @@ print(f"synthesized {tasks} tasks and kept {search} search trajectories "
 sel = [json.loads(l) for l in (out / "train" / "rft" / "selection.jsonl").open()]
 eff = sum(s["metrics"]["effective_ratio"] for s in sel) / len(sel)
 print(f"RFT: {len(sel)} bots steps, mean effective-task ratio {eff:.2f}; model in {out}/train/rft/model")
+sel = [json.loads(l) for l in (out / "train-search" / "rft" / "selection.jsonl").open()]
+states = sorted((out / "train-search" / "rft").glob("checkpoint-*/trainer_state.json"))
+logged = [h for h in json.loads(states[-1].read_text())["log_history"]
+          if "tools/call_frequency" in h] if states else []
+calls = [h["tools/call_frequency"] for h in logged]
+print(f"agentic RFT (--env search): {len(sel)} bots steps, mean reward "
+      f"{sum(h.get('reward', 0) for h in logged) / max(len(logged), 1):.2f}, tool calls per "
+      f"rollout {sum(calls) / max(len(calls), 1):.2f} (the embedded model rarely searches "
+      f"before it is trained to)")
 PY
