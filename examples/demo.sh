@@ -71,7 +71,7 @@ ember validate "$OUT/search/trajectories.jsonl"
 ember convert "$OUT/search/trajectories.jsonl" --to sft-chat -o "$OUT/search/trajectories.sft.jsonl"
 kill $SERVER 2>/dev/null || true  # free the CPU for training
 
-echo "== 8. train: SFT on the exported trajectories, then RFT with --selector bots"
+echo "== 8. train: SFT on the converted agent data (step 3), then RFT with --selector bots on math tasks"
 cat examples/data/tasks/mawps_singleop.jsonl "$OUT/synth/tasks.jsonl" > "$OUT/synth/rft_tasks.jsonl"
 rm -rf "$OUT/train"
 ember train --stage sft,rft --model smollm2 --out "$OUT/train" \
