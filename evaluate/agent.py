@@ -40,7 +40,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from ember.evaluate.scoring import answer_or_all
+from ember.adp.config import opt
+from ember.evaluate.scoring import ANSWER_LABEL, answer_or_all
 from ember.evaluate.search_tool import NO_RESULTS, paragraphs, question_prompt, tool_specs
 from ember.evaluate.templates import load_prompt, render
 from ember.llm.backends import SamplingParams
@@ -156,8 +157,14 @@ def information(hits) -> str:
     return f"<information>\n{paragraphs(hits)}\n</information>"
 
 
+def protocol_opt() -> str:
+    """The `--protocol` option of every command that runs the search agent."""
+    return opt("native", "Tool-call protocol of the search agent: native (a chat-template "
+                         "tool call, as `ember train --env search` trains it) or tags "
+                         "(Search-R1's <search>/<answer> tags, for models trained that way).")
+
+
 _CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
-_ANSWER = re.compile(r"answer\s*:", re.I)  # as ember.evaluate.scoring finds it
 
 
 def check_reply(text: str, finish_reason: str = "stop", tool_calls: list[dict] | None = None
@@ -203,7 +210,7 @@ def _reply_violation(text, finish_reason, tool_calls):
         if not text.strip():
             return "empty reply"
         # the answer as the qa scorer reads it; the thought is what comes before it
-        found = list(_ANSWER.finditer(text))
+        found = list(ANSWER_LABEL.finditer(text))
         think = text[:found[-1].start()].rstrip(" *\t").strip() if found else ""
         return {"think": think, "action": "answer", "argument": answer_or_all(text)}
     if len(calls) > 1:

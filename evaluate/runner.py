@@ -34,7 +34,7 @@ from typing import Callable
 import orjson
 
 from ember.adp.io import atomic_writer, output_lock, repair_tail, write_json
-from ember.evaluate.agent import PROTOCOLS, run_agent
+from ember.evaluate.agent import PROTOCOLS, protocol_opt, run_agent
 from ember.evaluate.benchmarks import Benchmark, hotpotqa_paragraphs, load_benchmark
 from ember.evaluate.code_scoring import pass_at_k
 from ember.evaluate.item import Item
@@ -81,10 +81,7 @@ class EvalConfig:
                                          "index` directory or http://HOST:PORT of a /retrieve "
                                          "server [default: the 53 questions' 521 paragraphs, "
                                          "indexed into OUT/search-index].")
-    protocol: str = opt("native", "Tool-call protocol of the search agent: native (a "
-                                  "chat-template tool call, as `ember train --env search` "
-                                  "trains it) or tags (Search-R1's <search>/<answer> tags, "
-                                  "for models trained that way).")
+    protocol: str = protocol_opt()
     llm: LLMConfig = section(LLMConfig, help="LLM")
 
     def identity(self) -> dict:

@@ -43,7 +43,8 @@ from ember.evaluate.code_scoring import score_code
 # --- answer extraction -------------------------------------------------------------------
 
 _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|-?\.\d+")
-_ANSWER = re.compile(r"answer\s*:", re.IGNORECASE)
+# "Answer:" where a response states its answer (the last one counts; the search agent too)
+ANSWER_LABEL = re.compile(r"answer\s*:", re.IGNORECASE)
 
 
 def last_boxed(text: str) -> str | None:
@@ -70,7 +71,7 @@ def last_number(text: str) -> str | None:
 
 def after_answer(text: str) -> str | None:
     """The rest of the line after the last "Answer:", without markdown bold or a final dot."""
-    found = list(_ANSWER.finditer(text))
+    found = list(ANSWER_LABEL.finditer(text))
     if not found:
         return None
     line = text[found[-1].end():].strip().split("\n", 1)[0]

@@ -48,7 +48,7 @@ import orjson
 
 from ember.adp.io import iter_units, output_lock, write_json, write_jsonl
 from ember.adp.model import api_action, message_action, text_observation, trajectory
-from ember.evaluate.agent import PROTOCOLS, run_agent
+from ember.evaluate.agent import PROTOCOLS, protocol_opt, run_agent
 from ember.evaluate.item import Item
 from ember.evaluate.scoring import get_scorer
 from ember.evaluate.search import open_searcher
@@ -87,10 +87,7 @@ class TrajectoryConfig:
     keep: str = opt("all-behaviours", "all-behaviours (all four labels yes, right or wrong), "
                                       "correct-only, random (as many as all-behaviours, at "
                                       "random), any (every judged rollout).")
-    protocol: str = opt("native", "Tool-call protocol of the search agent: native (a "
-                                  "chat-template tool call, as `ember train --env search` "
-                                  "trains it) or tags (Search-R1's <search>/<answer> tags, "
-                                  "for models trained that way).")
+    protocol: str = protocol_opt()
     max_turns: int = opt(4, "Steps per rollout, the answer included (native: at most "
                             "max-turns - 1 searches).", min=1)
     topk: int = opt(3, "Paragraphs returned per search.", min=1)
