@@ -542,7 +542,9 @@ def load_mapping(source: str | Path) -> tuple[str, BaseMapping]:
     file, the key and the cause for anything wrong with it."""
     path = Path(source)
     try:
-        data = yaml.safe_load(path.read_text())
+        # libyaml's parser where PyYAML has it: the same values, ~10x faster than the
+        # pure-Python one, which was a fifth of a small run's start-up
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         raise ValueError(f"mapping {path}: not valid YAML: {e}") from None
     if not isinstance(data, dict) or "shape" not in data:

@@ -178,15 +178,10 @@ def _build_app():
             return list(self.commands)
 
         def parse_args(self, ctx, args):
-            # The root's options are all flags (--version, --install-completion,
-            # --show-completion, --help): check them as booleans instead of letting typer build a
-            # pydantic TypeAdapter for each, which imports pydantic (the largest single cost
-            # of `ember convert --help`). Where typer keeps no such hook, nothing changes.
-            for param in self.get_params(ctx):  # with --help
-                descriptor = getattr(param, "type_descriptor", None)
-                if (getattr(descriptor, "annotation", None) is bool
-                        and getattr(param, "_runtime_param", False) is None):
-                    param._runtime_param = _FLAG
+            # the root's flags checked without pydantic, as every command's options are
+            from ember.cli.options import check_without_pydantic
+
+            check_without_pydantic(self.get_params(ctx))
             return super().parse_args(ctx, args)
 
         def format_help(self, ctx, formatter):
@@ -224,19 +219,6 @@ def _build_app():
     return app
 
 
-class _Flag:
-    """typer's value check for a flag (None or a bool), without pydantic."""
-
-    @staticmethod
-    def coerce(value, param, ctx):
-        if value is None or isinstance(value, bool):
-            return value
-        from typer import BadParameter
-
-        raise BadParameter(f"Value {value!r} is not a valid boolean.", ctx=ctx, param=param)
-
-
-_FLAG = _Flag()
 _APP = None
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
+import typer.core
 from rich.markup import escape
 
 from ember.adp.config import is_section, load_config
@@ -279,14 +280,79 @@ def command_function(cls: type, run: Callable, render: Callable, label: str,
 def add_command(app: typer.Typer, name: str, cls: type, run: Callable, render: Callable, *,
                 help: str, no_args_is_help: bool = True) -> None:
     """Register ``ember ... NAME`` built from ``cls`` (see the module docstring)."""
-    app.command(name, help=help, no_args_is_help=no_args_is_help)(
+    app.command(name, help=help, no_args_is_help=no_args_is_help, cls=Command)(
         command_function(cls, run, render, name))
+
+
+# --- option values checked without pydantic --------------------------------------------
+# typer (0.2x) checks each option's value with a pydantic TypeAdapter built on first use;
+# importing pydantic and building them is ~180 ms, most of `ember convert`'s start-up.
+# Every option ember generates is a str, int, float, bool or Path (or a list of str), so
+# they are checked here instead. Where typer keeps no such hook, nothing changes.
+
+
+class Coerce:
+    """One option's value check: its type and the field's bounds (min/max)."""
+
+    NAMES = {int: "integer", float: "number", bool: "boolean", str: "string", Path: "path"}
+
+    def __init__(self, kind: type, lo=None, hi=None):
+        self.kind, self.lo, self.hi = kind, lo, hi
+
+    def coerce(self, value, param, ctx):
+        if param.multiple or param.nargs == -1:
+            return () if value is None else [self.one(v, param, ctx) for v in value]
+        return None if value is None else self.one(value, param, ctx)
+
+    def one(self, value, param, ctx):
+        kind = self.kind
+        if kind is bool and isinstance(value, str):
+            value = {"true": True, "1": True, "yes": True, "false": False, "0": False,
+                     "no": False}.get(value.lower(), value)
+        try:
+            out = value if type(value) is kind else kind(value)
+        except (TypeError, ValueError):
+            out = None
+        if out is None or kind is bool and not isinstance(value, bool):
+            raise typer.BadParameter(f"{value!r} is not a valid {self.NAMES[kind]}.",
+                                     ctx=ctx, param=param)
+        if (self.lo is not None and out < self.lo) or (self.hi is not None and out > self.hi):
+            span = (f"at least {self.lo}" if self.hi is None else f"at most {self.hi}"
+                    if self.lo is None else f"in the range {self.lo} to {self.hi}")
+            raise typer.BadParameter(f"{value} is not {span}.", ctx=ctx, param=param)
+        return out
+
+
+def check_without_pydantic(params) -> None:
+    """Give every simple-typed typer parameter of ``params`` a Coerce (see above)."""
+    for param in params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is None or getattr(param, "_runtime_param", False) is not None:
+            continue
+        kind = descriptor.annotation
+        if typing.get_origin(kind) is list:
+            kind = (typing.get_args(kind) or (None,))[0]
+        if kind in Coerce.NAMES:
+            info = descriptor.parameter_info
+            param._runtime_param = Coerce(kind, getattr(info, "min", None),
+                                          getattr(info, "max", None))
+
+
+class Command(typer.core.TyperCommand):
+    """A typer command whose option values are checked by ``Coerce``."""
+
+    def parse_args(self, ctx, args):
+        check_without_pydantic(self.get_params(ctx))
+        return super().parse_args(ctx, args)
 
 
 @contextmanager
 def progress_bar(description: str):
     """A transient rich bar on stderr (off when stderr is not a terminal); yields
     ``progress(done, total, what=None)``, safe to call from any thread."""
+    if not console.is_terminal:  # no bar to draw: rich.progress need not be imported
+        yield lambda done, total, what=None: None
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

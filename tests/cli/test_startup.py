@@ -88,6 +88,28 @@ def test_a_real_convert_run_imports_only_what_convert_needs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["produced"] > 0 and out.stat().st_size > 0
     assert loaded(mods, OTHER_COMMANDS | HEAVY) == set()
+    # option values are checked by cli/options.py's Coerce: typer would import pydantic
+    # for them, the largest part of a small run's time
+    assert "pydantic" not in mods
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--max-reject-rate", "2"], "'--max-reject-rate': 2 is not in the range 0.0 to 1.0."),
+    (["--max-reject-rate", "x"], "'--max-reject-rate': 'x' is not a valid number."),
+    (["--max-reject-rate", "0.25", "--workers", "2", "--no-resume"], "--out"),
+])
+def test_option_values_are_checked_without_pydantic(args, says):
+    """Values are typed and bounded as the config field says, with click's usage error."""
+    proc, mods = modules_after("convert", "in.jsonl", *args)
+    assert proc.returncode == 2 and says in " ".join(proc.stderr.replace("│", " ").split())
+    assert "pydantic" not in mods
+
+
+def test_validate_bounds_an_integer():
+    proc, _ = modules_after("validate", "x.jsonl", "--show", "-1")
+    assert proc.returncode == 2 and "'--show': -1 is not at least 0." in proc.stderr
+    proc, _ = modules_after("validate", "x.jsonl", "--show", "1.5")
+    assert proc.returncode == 2 and "'1.5' is not a valid integer." in proc.stderr
 
 
 def test_the_listing_matches_each_commands_own_help():
