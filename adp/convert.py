@@ -24,7 +24,6 @@ import base64
 import collections
 import importlib
 import io
-import multiprocessing as mp
 import os
 import re
 import time
@@ -194,7 +193,11 @@ def _process_batch(args) -> tuple:
     pipeline = make_pipeline(source, target)
     unmapped_of, id_key = pipeline.unmapped, pipeline.id_key
     if isinstance(units, tuple):  # a JSONL block: whole lines, split here
-        _, block, first_line, first_index = units
+        kind, block, first_line, first_index = units
+        if kind == "range":  # (offset, size) in the file: read here, in the worker
+            with open(path, "rb") as f:
+                f.seek(block[0])
+                block = f.read(block[1])
         # line and index None: the driver did not count (numbered from the block's start
         # here; the driver shifts the rejects' line numbers as it writes them)
         n_lines: list[int] = []
@@ -353,14 +356,17 @@ def _skip_units(block: bytes, n: int) -> tuple[int, int]:
 
 
 def _jsonl_blocks(path: str, skip: int = 0, number: bool = True
-                  ) -> Iterator[tuple[bytes, int | None, int | None]]:
-    """``(block, first line, first index)``: the file in blocks of whole lines of about
-    BATCH_BYTES (at most BATCH_RECORDS lines), after ``skip`` units. The driver only
-    finds the last newline of each read; splitting and parsing happen in
+                  ) -> Iterator[tuple[bytes, int | None, int | None, int | None]]:
+    """``(block, first line, first index, file offset)``: the file in blocks of whole
+    lines of about BATCH_BYTES (at most BATCH_RECORDS lines), after ``skip`` units. The
+    driver only finds the last newline of each read; splitting and parsing happen in
     ``_process_batch``. With ``number`` False (no '@index' ids, no resume) it does not
-    even count lines: line and index are None and the worker numbers from the block."""
+    even count lines: line and index are None and the worker numbers from the block. The
+    offset (None for a compressed file) lets a worker read the block itself."""
     line, index = 1, 0
+    pos = 0  # file offset of the next block
     with open_binary(Path(path)) as f:
+        plain = type(f) is io.BufferedReader and isinstance(f.raw, io.FileIO)
         pending: list[bytes] = []
         tail = b""
         eof = False
@@ -386,8 +392,9 @@ def _jsonl_blocks(path: str, skip: int = 0, number: bool = True
                     if end < len(block):
                         piece = block[:end]
                 block = block[len(piece):]
+                at, pos = pos, pos + len(piece)
                 if not number:
-                    yield piece, None, None
+                    yield piece, None, None, at if plain else None
                     continue
                 units = _count_units(piece)
                 if index + units <= skip:  # done before a resume
@@ -396,22 +403,27 @@ def _jsonl_blocks(path: str, skip: int = 0, number: bool = True
                     continue
                 if index < skip:
                     offset, lines = _skip_units(piece, skip - index)
-                    piece, line, index = piece[offset:], line + lines, skip
+                    piece, line, index, at = piece[offset:], line + lines, skip, at + offset
                     units = _count_units(piece)
                 if units:
-                    yield piece, line, index
+                    yield piece, line, index, at if plain else None
                 line += piece.count(b"\n")
                 index += units
 
 
-def _batches(path: str, source: str, target: str, skip: int = 0) -> Iterator[tuple]:
-    """Batches of ~BATCH_BYTES for ``_process_batch``, after ``skip`` units (a resume)."""
+def _batches(path: str, source: str, target: str, skip: int = 0,
+             ranges: bool = False) -> Iterator[tuple]:
+    """Batches of ~BATCH_BYTES for ``_process_batch``, after ``skip`` units (a resume).
+    With ``ranges`` a block of an uncompressed JSONL file is passed as its place in the
+    file, which the worker reads, instead of its bytes."""
     pipeline = make_pipeline(source, target)
     group_by = pipeline.group_by
     if not group_by and _jsonl_file(path):
         number = bool(skip) or pipeline.uses_index
-        for block, line, index in _jsonl_blocks(path, skip, number):
-            yield (source, target, path, ("lines", block, line, index), None)
+        for block, line, index, at in _jsonl_blocks(path, skip, number):
+            unit = ("range", (at, len(block)), line, index) if ranges and at is not None \
+                else ("lines", block, line, index)
+            yield (source, target, path, unit, None)
         return
     units: list = []
     size = nbytes_in = 0
@@ -452,7 +464,15 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
     id_key = make_pipeline(source, target).id_key
     ids = ckpt.written_ids(id_key)
     workers = resolve_workers(workers, inputs)
-    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
+    pool = spool = None
+    if workers > 1:
+        import tempfile
+
+        pool = _pool(workers - 1)  # this process converts too
+        # the workers' output files: beside the output (the disk that holds it), at most
+        # 2 batches a worker at a time
+        spool = tempfile.mkdtemp(prefix=".ember-spool-",
+                                 dir=None if str(out) == "-" else Path(out).parent)
     try:
         for i, path in enumerate(inputs):
             if i < ckpt.input_index:
@@ -466,7 +486,8 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
                 if path in unreadable:
                     raise unreadable[path]
                 base = 0  # lines before the current batch, for unnumbered blocks
-                for result in _run(pool, workers, _batches(path, source, target, skip)):
+                batches = _batches(path, source, target, skip, ranges=pool is not None)
+                for result in _run(pool, workers, batches, spool):
                     n_read = _record(summary, counts, result)
                     data, renamed = unique_output(result[0], result[7], ids, id_key)
                     summary.renamed += renamed
@@ -493,6 +514,9 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
     finally:
         if pool is not None:
             pool.terminate()
+            import shutil
+
+            shutil.rmtree(spool, ignore_errors=True)
         ckpt.close()
     summary.seconds = time.perf_counter() - start
     return summary
@@ -719,19 +743,78 @@ class Checkpoint:
             f.close()
 
 
-def _run(pool, workers: int, batches: Iterator[tuple]):
-    """Process batches in order; with a pool, keep at most 2×workers batches in flight."""
+def _pool(workers: int):
+    """``workers`` processes. Forked where the platform has fork and this process runs no
+    other thread (forking beside threads can deadlock the child): a forked worker starts
+    in milliseconds with the converters already loaded, where a spawned one is a fresh
+    interpreter that imports ember and loads the mapping again (~0.3 s on 2 cores, most
+    of a 50 MB run's gain from a second worker)."""
+    import multiprocessing as mp
+    import threading
+
+    fork = "fork" in mp.get_all_start_methods() and threading.active_count() == 1
+    return mp.get_context("fork" if fork else "spawn").Pool(workers)
+
+
+def _run(pool, workers: int, batches: Iterator[tuple], spool: str | None = None):
+    """Process batches, results in input order. With a pool (``workers`` - 1 processes,
+    up to 2 batches queued for each) this process converts a batch itself whenever the
+    workers have enough, instead of waiting: N busy processes on N cores. Bulk bytes do
+    not travel through the pool's pipes: a worker reads its block from the file (a
+    range, see _batches) and leaves its output in a file of ``spool`` (see _spooled).
+    Pipes are fed by threads of this process, which wait for the GIL while this
+    process converts: a 2 MB block through them cost more than converting it."""
     if pool is None:
         for batch in batches:
             yield _process_batch(batch)
         return
-    pending: collections.deque = collections.deque()
+    queued = 2 * (workers - 1)
+    pending: collections.deque = collections.deque()  # AsyncResult, or (finished result,)
+    in_pool = 0
     for batch in batches:
-        pending.append(pool.apply_async(_process_batch, (batch,)))
-        if len(pending) >= 2 * workers:
-            yield pending.popleft().get()
-    while pending:
-        yield pending.popleft().get()
+        if in_pool < queued:
+            pending.append(pool.apply_async(_spooled, ((batch, spool),)))
+            in_pool += 1
+        else:
+            pending.append((_process_batch(batch),))
+        while pending and (type(pending[0]) is tuple or pending[0].ready()):
+            head = pending.popleft()
+            if type(head) is tuple:
+                yield head[0]
+            else:
+                in_pool -= 1
+                yield _unspooled(head.get())
+    for head in pending:
+        yield head[0] if type(head) is tuple else _unspooled(head.get())
+
+
+SPOOL_BYTES = 1 << 16  # a worker's output above this goes through a file, not the pipe
+
+
+def _spooled(args) -> tuple:
+    """``_process_batch`` in a worker; output bytes over SPOOL_BYTES are written to a new
+    file in the spool folder and the result names it instead."""
+    batch, spool = args
+    result = _process_batch(batch)
+    if spool is None or len(result[0]) < SPOOL_BYTES:
+        return result
+    import tempfile
+
+    fd, name = tempfile.mkstemp(dir=spool, suffix=".out")
+    with open(fd, "wb") as f:
+        f.write(result[0])
+    return (("spooled", name), *result[1:])
+
+
+def _unspooled(result: tuple) -> tuple:
+    """A worker's result with spooled output read back (and its file removed)."""
+    if type(result[0]) is not tuple:
+        return result
+    name = result[0][1]
+    with open(name, "rb") as f:
+        data = f.read()
+    os.unlink(name)
+    return (data, *result[1:])
 
 
 # --- the command ------------------------------------------------------------------------

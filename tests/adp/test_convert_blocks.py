@@ -64,7 +64,27 @@ def test_blocks_match_the_record_path_for_any_block_size(tmp_path, monkeypatch, 
         assert got == want, (batch_bytes, batch_records)
 
 
-def test_a_resume_inside_a_block_gives_the_same_bytes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("compressed", [False, True])
+def test_workers_give_the_same_bytes_over_many_batches(tmp_path, monkeypatch, compressed):
+    """Many small batches: the pool's workers read their blocks from the file (a range;
+    for gzip the bytes) and spool their output to files, this process converts some
+    batches itself, and the output is still the one-process bytes, in order."""
+    src = messy_jsonl(tmp_path, "agenttuning_os", copies=10)
+    if compressed:
+        import gzip
+
+        src = src.with_suffix(".jsonl.gz")
+        src.write_bytes(gzip.compress(messy_jsonl(tmp_path, "agenttuning_os", 10).read_bytes()))
+    want = run(src, tmp_path / "one.jsonl", "agenttuning_os")
+    monkeypatch.setattr(convert_module, "BATCH_RECORDS", 7)
+    monkeypatch.setattr(convert_module, "SPOOL_BYTES", 0)  # every output through a file
+    got = run(src, tmp_path / "three.jsonl", "agenttuning_os", workers=3)
+    assert got == want
+    assert not list(tmp_path.glob(".ember-spool-*"))  # the workers' files are gone
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_resume_inside_a_block_gives_the_same_bytes(tmp_path, monkeypatch, workers):
     src = messy_jsonl(tmp_path, "agenttuning_os", copies=10)
     straight = run(src, tmp_path / "straight.jsonl", "agenttuning_os")
     monkeypatch.setattr(convert_module, "BATCH_RECORDS", 7)
@@ -80,7 +100,7 @@ def test_a_resume_inside_a_block_gives_the_same_bytes(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         convert([src], out, source="agenttuning_os", progress=stop)
     monkeypatch.setattr(convert_module, "BATCH_RECORDS", 5)  # resume point inside a block
-    resumed = run(src, out, "agenttuning_os", resume=True)
+    resumed = run(src, out, "agenttuning_os", resume=True, workers=workers)
     assert resumed[2].pop("resumed") and not straight[2].pop("resumed")
     assert resumed == straight
 
