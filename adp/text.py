@@ -124,6 +124,11 @@ class Alternatives:
             raise ValueError("rules lost")
         self.regex, self._slots = regex, slots
 
+    def slots(self) -> dict[int, tuple[int, tuple[tuple[str, int], ...]]]:
+        """The combined regex's branch group -> (rule index, ((name, group), ...)): a
+        match's ``lastindex`` says which rule won and where its named groups are."""
+        return dict(self._slots)
+
     def match(self, text: str) -> tuple[int, dict[str, str | None], str] | None:
         """(index of the first rule that matches at the start, its named groups, the text
         it matched), or None."""

@@ -193,6 +193,18 @@ def converter(mapping: Mapping):
     assistant_roles = frozenset(mapping.assistant_roles)
     splitters = [(regex, tuple(required), "thought" in regex.groupindex)
                  for regex, required in turn_res]
+    # The common rule, an api action of a fixed tool named by its own groups, read in the
+    # loop below straight from the alternation's match (branch group -> tool name and
+    # the (argument, group) pairs); every other rule goes through `act`.
+    plain_api: dict[int, tuple[str, tuple[tuple[str, int], ...]]] = {}
+    for slot, (i, own) in (alternatives.slots() if alternatives.regex is not None else {}).items():
+        kind, rule = kinds[i]
+        name = rule.get("api")
+        if (kind == "api" and isinstance(name, str) and (not params or name in params)
+                and all(n != "args" for n, _ in own)):
+            plain_api[slot] = (name, tuple((n, k) for n, k in own
+                                           if n not in RESERVED_GROUPS))
+    rules_match = alternatives.regex.match if plain_api else None
 
     def api(groups: dict, fixed, text: str) -> tuple[str, dict]:
         name = groups.get("function") if fixed is True else fixed
@@ -226,7 +238,8 @@ def converter(mapping: Mapping):
                     action = m.group("action").strip()
                     if lowercase:
                         action = action.lower()
-                    if non_actions and non_actions.search(action.lower()):
+                    if non_actions and non_actions.search(action if lowercase
+                                                          else action.lower()):
                         action = None
                     return thought, action
         return None, None
@@ -295,6 +308,19 @@ def converter(mapping: Mapping):
                 body = thought or text
                 events.append(text_observation(body, "agent") if mapping.unparsed == "observation"
                               else message_action(body))
+                continue
+            m = rules_match(action) if rules_match is not None else None
+            plan = plain_api.get(m.lastindex) if m is not None else None
+            if plan is not None:
+                group = m.group
+                kwargs = {}
+                for n, k in plan[1]:
+                    v = group(k)
+                    if v is not None:
+                        kwargs[n] = v.strip()
+                pending = f"call_{n_calls}"
+                n_calls += 1
+                events.append(api_action(plan[0], kwargs, thought, tool_call_id=pending))
                 continue
             event = act(action, thought, f"call_{n_calls}")
             if event.get("tool_call_id"):
