@@ -5,8 +5,9 @@
     ember convert raw.json --from swe-smith --to sft-chat -o sft.jsonl --workers 4
 
 Inputs are streamed (``ember.adp.io``); each record is parsed, converted and exported in
-one function, ``_process_batch``, which runs in the main process or in ``--workers``
-processes over batches whose results are written back in input order, so the output is
+one function, ``_process_batch``, which runs in the main process and, with ``--workers
+N``, in N-1 forked worker processes too (see ``_run``), over batches whose results are
+written back in input order, so the output is
 byte-identical for any worker count and memory stays flat (a bounded number of batches
 is in flight). A record that fails goes to the rejects file with its source, line and
 reason and never stops the run. Outputs are written atomically.
@@ -523,8 +524,9 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
 
 
 AUTO_MAX_WORKERS = 8     # `--workers auto` uses at most this many processes,
-AUTO_MIN_BYTES = 32 << 20  # and one process below this much input: starting a worker
-                           # (a fresh interpreter and its imports) costs about as much
+AUTO_MIN_BYTES = 32 << 20  # and one process below this much input: start-up and the
+                           # final fsync do not shrink, so a second process gains little
+                           # (1.0-1.2x at 20 MB on 2 cores, docs/benchmarks.md)
 
 
 def resolve_workers(workers: int | str, inputs: Iterable[str] = ()) -> int:
@@ -837,9 +839,10 @@ class ConvertConfig:
                           short="-o")
     rejects: str | None = opt(None, "Rejects JSONL file (source, line, reason, the raw "
                                     "record) [default: OUT.rejects.jsonl].")
-    workers: str | int = opt(1, "Worker processes, or auto: one per usable CPU (at most 8), "
-                                "one for inputs under 32 MB (0 means auto too). Output is "
-                                "byte-identical for any value.", short="-w", metavar="N|auto")
+    workers: str | int = opt(1, "Processes converting (this one and N-1 workers), or auto: "
+                                "one per usable CPU (at most 8), one for inputs under 32 MB "
+                                "(0 means auto too). Output is byte-identical for any value.",
+                             short="-w", metavar="N|auto")
     max_reject_rate: float = opt(0.05, "Exit 1 when more than this fraction of records (or "
                                        "any whole input) is rejected.", min=0.0, max=1.0)
     resume: bool = opt(False, "Continue a killed run of the same command from its last "

@@ -16,6 +16,9 @@ output included; wall clock, best of --runs):
 
 It reports MB/s (input bytes / wall seconds), the ratios ember/skeleton, ember/round
 trip and N/1 workers, each run's peak RSS (the largest single process), and the machine.
+For the workers it also splits ember's wall clock into the conversion (the summary's
+seconds) and the rest (start-up, exit), and gives the N/1 ratio of the conversion alone
+and the bound a perfect split would reach with that start-up (Amdahl).
 Prints one line per dataset and one summary line; writes JSON to
 benchmarks/results/convert_throughput.json.
 """
@@ -136,7 +139,7 @@ _TIMED = ("import resource, subprocess, sys, time, json\n"
           "assert p.returncode in (0, 3), p.stderr[-2000:]\n"
           "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
           "print(json.dumps({'wall': wall, 'cpu': r.ru_utime + r.ru_stime,\n"
-          "                  'peak_rss_mb': r.ru_maxrss / 1024}))\n")
+          "                  'peak_rss_mb': r.ru_maxrss / 1024, 'stdout': p.stdout[-100000:]}))\n")
 
 
 def timed(cmd: list[str], runs: int) -> dict:
@@ -183,10 +186,22 @@ def measure(dataset: str, folder: Path, mb: float, workers: int, runs: int) -> d
         r = timed(cmd, runs)
         row[name] = {"mb_s": nbytes / 1e6 / r["wall"], "wall_s": r["wall"], "cpu_s": r["cpu"],
                      "peak_rss_mb": r["peak_rss_mb"]}
+        if name.startswith("ember_"):
+            # the summary's seconds: the conversion itself (reading, converting, writing,
+            # the final fsync); the rest of the wall clock is start-up and exit, which more
+            # workers cannot shorten
+            seconds = json.loads(r["stdout"])["seconds"]
+            row[name].update(convert_s=seconds, outside_s=r["wall"] - seconds)
     one = row["ember_1"]["mb_s"]
     row["ratio_to_skeleton"] = one / row["skeleton"]["mb_s"] if plan else None
     row["ratio_to_round_trip"] = one / row["round_trip"]["mb_s"]
     row["speedup_workers"] = row[f"ember_{workers}"]["mb_s"] / one
+    row["speedup_workers_convert_only"] = (row["ember_1"]["convert_s"]
+                                           / row[f"ember_{workers}"]["convert_s"])
+    # the best N processes could do if the conversion split perfectly (Amdahl): the
+    # one-worker wall over its start-up plus 1/N of its conversion
+    row["speedup_workers_bound"] = row["ember_1"]["wall_s"] / (
+        row["ember_1"]["outside_s"] + row["ember_1"]["convert_s"] / workers)
     src.unlink()
     out.unlink(missing_ok=True)
     for extra in folder.glob(f"{dataset}.out*"):
@@ -235,7 +250,10 @@ def main() -> None:
             sk = row.get("skeleton")
             print(f"{name}: ember {row['ember_1']['mb_s']:.1f} MB/s, "
                   f"{args.workers} workers {row[f'ember_{args.workers}']['mb_s']:.1f} "
-                  f"(x{row['speedup_workers']:.2f}); skeleton "
+                  f"(x{row['speedup_workers']:.2f}; conversion alone "
+                  f"x{row['speedup_workers_convert_only']:.2f}; bound with "
+                  f"{row['ember_1']['outside_s']:.2f} s of start-up "
+                  f"x{row['speedup_workers_bound']:.2f}); skeleton "
                   + (f"{sk['mb_s']:.1f} (ratio {row['ratio_to_skeleton']:.2f})" if sk else "n/a")
                   + f"; round trip {row['round_trip']['mb_s']:.0f} (ratio "
                   f"{row['ratio_to_round_trip']:.2f}); peak RSS "
