@@ -469,11 +469,11 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
     if workers > 1:
         import tempfile
 
-        pool = _pool(workers - 1)  # this process converts too
         # the workers' output files: beside the output (the disk that holds it), at most
         # 2 batches a worker at a time
         spool = tempfile.mkdtemp(prefix=".ember-spool-",
                                  dir=None if str(out) == "-" else Path(out).parent)
+        pool = _pool(workers - 1)  # this process converts too
     try:
         for i, path in enumerate(inputs):
             if i < ckpt.input_index:
@@ -515,6 +515,7 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
     finally:
         if pool is not None:
             pool.terminate()
+        if spool is not None:
             import shutil
 
             shutil.rmtree(spool, ignore_errors=True)

@@ -200,7 +200,7 @@ def converter(mapping: Mapping):
     for slot, (i, own) in (alternatives.slots() if alternatives.regex is not None else {}).items():
         kind, rule = kinds[i]
         name = rule.get("api")
-        if (kind == "api" and isinstance(name, str) and (not params or name in params)
+        if (kind == "api" and isinstance(name, str) and name and (not params or name in params)
                 and all(n != "args" for n, _ in own)):
             plain_api[slot] = (name, tuple((n, k) for n, k in own
                                            if n not in RESERVED_GROUPS))
