@@ -195,11 +195,27 @@ class HFBackend:
         import torch
 
         row_seeds = prompt_seeds(prompts, params, seeds)
-        ids = [self.encode(p, tools) for p in prompts]
         results: list[list[Completion] | BackendError | None] = [None] * len(prompts)
         limit = self._prompt_limit(params.max_new_tokens)
+        # A prompt with more characters than `limit` tokens can hold is refused before
+        # it is tokenized (a 10 MB prompt took 26 s to tokenize on 2 cores, to be refused)
+        most = None if limit is None or self.truncate_prompts else limit * self._chars_bound()
+        ids: list[list[int]] = []
+        for i, p in enumerate(prompts):
+            chars = len(p) if isinstance(p, str) else sum(
+                len(m["content"]) for m in p if isinstance(m.get("content"), str))
+            if most is not None and chars > most:
+                results[i] = BackendError(f"prompt-too-long: {chars} characters, more than "
+                                          f"{limit} tokens can hold (--max-prompt-tokens, "
+                                          "or the model's context less --max-new-tokens)")
+                if on_result is None:
+                    raise results[i]
+                on_result(i, results[i])
+                ids.append([])
+                continue
+            ids.append(self.encode(p, tools))
         for i, row in enumerate(ids):
-            if limit is not None and len(row) > limit:
+            if results[i] is None and limit is not None and len(row) > limit:
                 if self.truncate_prompts:
                     ids[i] = row[-limit:]
                     continue
@@ -257,6 +273,15 @@ class HFBackend:
                     if on_progress:
                         on_progress(finished, len(live))
         return results
+
+    def _chars_bound(self) -> int:
+        """Characters one token can stand for, at most, with room to spare: 4x the longest
+        vocabulary entry (a byte-level entry's characters are bytes, at least one per
+        character of text; the 4 covers normalizers that merge characters)."""
+        if getattr(self, "_chars_per_token", None) is None:
+            vocab = self.tokenizer.get_vocab()
+            self._chars_per_token = 4 * max((len(t) for t in vocab), default=1)
+        return self._chars_per_token
 
     def _prompt_limit(self, max_new_tokens: int) -> int | None:
         limits = [x for x in (self.max_prompt_tokens,

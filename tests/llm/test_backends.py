@@ -271,6 +271,28 @@ def test_hf_offers_tools_through_the_chat_template(hf):
     assert offered.endswith(plain[plain.index("<|im_start|>user"):])  # same turns after it
 
 
+def test_hf_refuses_an_over_long_prompt_by_characters_before_tokenizing(hf, monkeypatch):
+    """More characters than the limit's tokens can hold: refused without tokenizing; fewer
+    characters but too many tokens: refused by the token count; the rest are generated."""
+    monkeypatch.setattr(hf, "max_prompt_tokens", 20)
+    most = 20 * hf._chars_bound()
+    calls = []
+    encode = hf.encode
+    monkeypatch.setattr(hf, "encode", lambda p, tools=None: calls.append(p) or encode(p, tools))
+    with pytest.raises(BackendError, match=rf"prompt-too-long: {most + 1} characters, more "
+                                           r"than 20 tokens can hold"):
+        hf.generate(["x" * (most + 1)], SamplingParams(max_new_tokens=2))
+    assert calls == []  # never tokenized
+    many = " ".join(["word"] * 40)  # ~40 tokens, far fewer characters than the bound
+    with pytest.raises(BackendError, match=r"prompt-too-long: \d+ tokens, more than 20"):
+        hf.generate([many], SamplingParams(max_new_tokens=2))
+    got = {}
+    hf.generate([[{"role": "user", "content": "x" * (most + 1)}], "1, 2, 3,"],
+                SamplingParams(max_new_tokens=2), on_result=lambda i, r: got.setdefault(i, r))
+    assert isinstance(got[0], BackendError) and "characters" in str(got[0])
+    assert got[1][0].text
+
+
 # ---------------------------------------------------------------- openai against transformers serve
 
 @pytest.mark.slow
