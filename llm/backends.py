@@ -163,6 +163,7 @@ class HFBackend:
         self.end_ids = set(eos) | {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
         self._eos = [t for t in eos if t is not None] or [self.tokenizer.eos_token_id]
         self._grammar = None  # the llguidance compiler, built on the first JSON call
+        self._chars_per_token: int | None = None  # _chars_bound, from the vocabulary
         self.structured = "grammar" if grammar_available() else None
 
     def _json_processor(self, schema: dict):
@@ -200,31 +201,29 @@ class HFBackend:
         # A prompt with more characters than `limit` tokens can hold is refused before
         # it is tokenized (a 10 MB prompt took 26 s to tokenize on 2 cores, to be refused)
         most = None if limit is None or self.truncate_prompts else limit * self._chars_bound()
+        why = "(--max-prompt-tokens, or the model's context less --max-new-tokens)"
+
+        def refuse(i: int, error: str) -> None:
+            results[i] = BackendError(f"prompt-too-long: {error} {why}")
+            if on_result is None:
+                raise results[i]
+            on_result(i, results[i])
+
         ids: list[list[int]] = []
         for i, p in enumerate(prompts):
             chars = len(p) if isinstance(p, str) else sum(
                 len(m["content"]) for m in p if isinstance(m.get("content"), str))
             if most is not None and chars > most:
-                results[i] = BackendError(f"prompt-too-long: {chars} characters, more than "
-                                          f"{limit} tokens can hold (--max-prompt-tokens, "
-                                          "or the model's context less --max-new-tokens)")
-                if on_result is None:
-                    raise results[i]
-                on_result(i, results[i])
+                refuse(i, f"{chars} characters, more than {limit} tokens can hold")
                 ids.append([])
                 continue
-            ids.append(self.encode(p, tools))
-        for i, row in enumerate(ids):
-            if results[i] is None and limit is not None and len(row) > limit:
+            row = self.encode(p, tools)
+            if limit is not None and len(row) > limit:
                 if self.truncate_prompts:
-                    ids[i] = row[-limit:]
-                    continue
-                results[i] = BackendError(f"prompt-too-long: {len(row)} tokens, more than "
-                                          f"{limit} (--max-prompt-tokens, or the model's "
-                                          "context less --max-new-tokens)")
-                if on_result is None:
-                    raise results[i]
-                on_result(i, results[i])
+                    row = row[-limit:]
+                else:
+                    refuse(i, f"{len(row)} tokens, more than {limit}")
+            ids.append(row)
         # Longest first: similar lengths share a batch (little padding) and an
         # out-of-memory error shows up on the first batch, not after an hour. One group per
         # distinct seed (in first-seen order), each batched as if it had been called alone.
@@ -278,7 +277,7 @@ class HFBackend:
         """Characters one token can stand for, at most, with room to spare: 4x the longest
         vocabulary entry (a byte-level entry's characters are bytes, at least one per
         character of text; the 4 covers normalizers that merge characters)."""
-        if getattr(self, "_chars_per_token", None) is None:
+        if self._chars_per_token is None:
             vocab = self.tokenizer.get_vocab()
             self._chars_per_token = 4 * max((len(t) for t in vocab), default=1)
         return self._chars_per_token
