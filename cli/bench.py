@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import typer
 
-from ember.cli.options import add_command
+from ember.cli.options import add_command, group
 from ember.cli.render import console, training_output
 from ember.train import bench_rft
 from ember.train.bench_rft import BenchRFTConfig
 from ember.train.simulate import SimConfig, run
 
 app = typer.Typer(
+    cls=group(),
     help=(
         "Compare task selectors: on a simulated learner, or on real GRPO.\n\n"
         "Examples:\n\n"

@@ -6,10 +6,7 @@ the command and renders its summary.
 
 from __future__ import annotations
 
-
 from ember.adp.convert import ConvertConfig, run
-from ember.cli.options import add_command
-from ember.cli.render import console
 
 HELP = """Convert agent datasets to ADP and ADP to training formats.
 
@@ -36,7 +33,9 @@ Examples:
 
 
 def render(summary) -> None:
-    from rich.table import Table  # here: `ember --help` need not load it
+    from rich.table import Table  # here: `--help` loads neither rich nor typer
+
+    from ember.cli.render import console
 
     if summary.command == "convert --list":
         return _render_list(summary.details)
@@ -58,7 +57,9 @@ def render(summary) -> None:
 
 
 def _render_list(listing: dict) -> None:
-    from rich.table import Table  # here: `ember --help` need not load it
+    from rich.table import Table  # here: `--help` loads neither rich nor typer
+
+    from ember.cli.render import console
 
     if "options" in listing:
         return _render_shape(listing)
@@ -79,7 +80,9 @@ def _render_list(listing: dict) -> None:
 
 
 def _render_shape(listing: dict) -> None:
-    from rich.table import Table  # here: `ember --help` need not load it
+    from rich.table import Table  # here: `--help` loads neither rich nor typer
+
+    from ember.cli.render import console
 
     console.print(f"[bold]shape {listing['shape']}[/]: {listing['description']}",
                   highlight=False)
@@ -91,5 +94,11 @@ def _render_shape(listing: dict) -> None:
     console.print(table)
 
 
+# `ember convert --help` is rendered from these two without typer (ember.cli.main)
+CONFIG = ConvertConfig
+
+
 def register(app) -> None:
-    add_command(app, "convert", ConvertConfig, run, render, help=HELP)
+    from ember.cli.options import add_command
+
+    add_command(app, "convert", CONFIG, run, render, help=HELP)

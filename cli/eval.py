@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from ember.cli.options import add_command, command_function
+from ember.cli.options import add_command, command_function, group
 from ember.cli.render import console
 from ember.evaluate.pass_rate import PassRateConfig, pass_rates
 from ember.evaluate.report import CompareConfig, results_table, run_compare
@@ -35,7 +35,7 @@ Examples:
   ember eval pass-rate --model smollm2 --tasks tasks.jsonl --samples 8 --column p_base -o tasks.rated.jsonl
 """
 
-app = typer.Typer(help=HELP, invoke_without_command=True, no_args_is_help=True,
+app = typer.Typer(cls=group(EvalConfig), help=HELP, invoke_without_command=True, no_args_is_help=True,
                   rich_markup_mode="markdown")
 
 

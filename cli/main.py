@@ -13,6 +13,8 @@ a command's module, with its library config, is imported only when that command 
 completed or shows its own `--help`. `ember`, `ember --help` and `ember --version` import
 nothing but the standard library: the listing is rendered here from COMMANDS and OPTIONS
 (tests/cli/test_startup.py checks both against the real commands, so they cannot drift).
+`ember convert --help` and `ember validate --help` import only their command: the page is
+rendered by ember.cli.help from the command's config, as typer's route renders it too.
 Everything else goes through typer (`app`, built on first use).
 """
 
@@ -67,31 +69,28 @@ OPTIONS: list[tuple[str, str]] = [
 
 def help_text(prog: str = "ember", width: int | None = None) -> str:
     """`ember --help`, from HELP, OPTIONS and COMMANDS (no command module is imported)."""
-    import textwrap
+    from ember.cli import help
 
-    width = max(40, min(width or _width(), 100))
-
-    def rows(pairs: list[tuple[str, str]]) -> list[str]:
-        left = max(len(name) for name, _ in pairs) + 4
-        out = []
-        for name, text in pairs:
-            lines = textwrap.wrap(text, max(20, width - left)) or [""]
-            out.append(f"  {name.ljust(left - 2)}{lines[0]}")
-            out += [" " * left + line for line in lines[1:]]
-        return out
-
+    page = max(40, min(width, 100)) if width else help.width()
     body = [f"Usage: {prog} [OPTIONS] COMMAND [ARGS]...", ""]
     body += ["  " + line if line else "" for line in HELP.splitlines()]
-    body += ["", "Options:", *rows(OPTIONS), "", "Commands:",
-             *rows([(name, text) for name, (_, text) in COMMANDS.items()])]
+    body += ["", "Options:", *help.rows(OPTIONS, page), "", "Commands:",
+             *help.rows([(name, text) for name, (_, text) in COMMANDS.items()], page)]
     return "\n".join(body) + "\n"
 
 
-def _width() -> int:
-    try:
-        return int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(sys.stdout.fileno()).columns
-    except (ValueError, OSError):
-        return 80
+def command_help_text(name: str, prog: str = "ember", page: int | None = None) -> str | None:
+    """`ember NAME --help` without typer, for a command that is one config (its module
+    has CONFIG and HELP: convert, validate); None for the others, whose help typer
+    renders (through the same ember.cli.help)."""
+    import importlib
+
+    module = importlib.import_module(COMMANDS[name][0])
+    if not hasattr(module, "CONFIG"):
+        return None
+    from ember.cli.help import command_help
+
+    return command_help(f"{prog} {name}", module.HELP, module.CONFIG, page=page)
 
 
 def _prog_name() -> str:
@@ -144,6 +143,8 @@ def _build_app():
     import typer
     from typer.core import TyperGroup
 
+    from ember.cli.options import Group  # option values checked without pydantic
+
     class LazyCommands(MutableMapping):
         """name -> command; a command of COMMANDS is imported on first access."""
 
@@ -169,20 +170,13 @@ def _build_app():
         def __len__(self):
             return len(set(COMMANDS) | set(self._loaded))
 
-    class LazyGroup(TyperGroup):
+    class LazyGroup(Group):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self.commands = LazyCommands(self.commands)
 
         def list_commands(self, ctx):
             return list(self.commands)
-
-        def parse_args(self, ctx, args):
-            # the root's flags checked without pydantic, as every command's options are
-            from ember.cli.options import check_without_pydantic
-
-            check_without_pydantic(self.get_params(ctx))
-            return super().parse_args(ctx, args)
 
         def format_help(self, ctx, formatter):
             formatter.write(help_text(ctx.command_path))
@@ -247,6 +241,11 @@ def main() -> None:
         if args == ["--version"]:
             print(version_line())
             return
+        if len(args) == 2 and args[0] in COMMANDS and args[1] == "--help":
+            page = command_help_text(args[0], _prog_name())
+            if page is not None:
+                sys.stdout.write(page)
+                return
     __getattr__("app")()
 
 

@@ -18,11 +18,9 @@ shows the traceback instead.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import os
 import sys
-import types
 import typing
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,100 +30,40 @@ import typer
 import typer.core
 from rich.markup import escape
 
-from ember.adp.config import is_section, load_config
+from ember.adp.config import load_config
 from ember.adp.io import InputError, LockedError
+from ember.cli.fields import CONFIG_OPTION, JSON_OPTION, Option, base_type, options
+from ember.cli.help import command_help
 from ember.cli.render import console, print_json
-
-
-@dataclasses.dataclass
-class Option:
-    """One command-line option generated from a config field."""
-
-    param: str            # the Python parameter name typer passes back
-    key: str              # the override key load_config takes ("rft.max_steps", "model")
-    flag: str             # "--rft-max-steps"
-    field: dataclasses.Field
-    hint: Any             # the field's type
-    default: Any          # the field's default value, for the help text
-    panel: str | None
-
-
-def options(cls: type, prefix: str = "", key_prefix: str = "", panel: str | None = None,
-            instance: Any = None) -> list[Option]:
-    """Every CLI option of ``cls``, sections included, in declaration order."""
-    hints = typing.get_type_hints(cls)
-    instance = instance if instance is not None else _defaults(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        if is_section(f):
-            sub_prefix = prefix + f.metadata["prefix"]
-            sub_key = f"{key_prefix}{f.name}." if f.metadata["prefix"] else key_prefix
-            out += options(hints[f.name], sub_prefix, sub_key,
-                           f.metadata.get("help") or panel, getattr(instance, f.name, None))
-            continue
-        if not f.metadata.get("cli", True):
-            continue
-        flag = f.metadata.get("flag") or f"--{prefix}{f.name.replace('_', '-')}"
-        param = (key_prefix.replace(".", "__") + f.name)
-        out.append(Option(param, key_prefix + f.name, flag, f, hints[f.name],
-                          getattr(instance, f.name, dataclasses.MISSING), panel))
-    return out
-
-
-def _defaults(cls):
-    try:
-        return cls()
-    except TypeError:  # required fields: build what has defaults
-        return None
-
-
-def _base(hint):
-    """X for ``X | None``; the hint itself otherwise."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return args[0] if args else hint
-    return hint
 
 
 def _parameter(o: Option) -> inspect.Parameter:
     meta = o.field.metadata
-    base = _base(o.hint)
-    origin = typing.get_origin(base) or base
-    shown = "" if o.default in (dataclasses.MISSING, None) else f" [default: {_show(o.default)}]"
-    required = o.default is dataclasses.MISSING
-    text = meta["help"] + (" [required]" if required and not meta.get("argument") else shown)
+    base, kind = base_type(o.hint), o.kind
     bounds = {k: meta[k] for k in ("min", "max") if meta.get(k) is not None}
     if meta.get("argument"):
-        if origin is list:
-            default = typer.Argument(None, metavar=meta.get("metavar") or "PATH...", help=meta["help"])
+        if kind is list:
+            default = typer.Argument(None, metavar=meta.get("metavar") or "PATH...", help=o.text)
             return inspect.Parameter(o.param, inspect.Parameter.KEYWORD_ONLY,
                                      annotation=Optional[List[str]], default=default)
-        default = typer.Argument(None, metavar=meta.get("metavar"), help=meta["help"], **bounds)
+        default = typer.Argument(None, metavar=meta.get("metavar"), help=o.text, **bounds)
         return inspect.Parameter(o.param, inspect.Parameter.KEYWORD_ONLY,
                                  annotation=Optional[base], default=default)
     decls = [o.flag] + ([meta["short"]] if meta.get("short") else [])
-    if origin is bool:
+    if kind is bool:
         name = o.flag[2:]
         decls = [f"--{name}/--no-{name}"] + ([meta["short"]] if meta.get("short") else [])
         annotation = Optional[bool]
-    elif origin is dict:
-        annotation, text = Optional[List[str]], text + " (repeatable KEY=VALUE)"
-    elif origin is list:
-        annotation, text = Optional[str], text + " (comma-separated)"
+    elif kind is dict:
+        annotation = Optional[List[str]]
+    elif kind is list:
+        annotation = Optional[str]
     else:
         annotation = Optional[base]
-    default = typer.Option(None, *decls, help=text, show_default=False, rich_help_panel=o.panel,
+    default = typer.Option(None, *decls, help=o.text, show_default=False, rich_help_panel=o.panel,
                            metavar=meta.get("metavar"), **bounds)
     return inspect.Parameter(o.param, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                              default=default)
-
-
-def _show(value) -> str:
-    if isinstance(value, list):
-        return ",".join(map(str, value)) or "none"
-    if isinstance(value, dict):
-        return " ".join(f"{k}={v}" for k, v in value.items()) or "none"
-    return str(value)
 
 
 def _pairs(values: list[str], flag: str) -> dict:
@@ -147,12 +85,11 @@ def overrides(opts: list[Option], values: dict) -> dict:
         value = values.get(o.param)
         if value is None:
             continue
-        origin = typing.get_origin(_base(o.hint)) or _base(o.hint)
-        if origin is dict:
+        if o.kind is dict:
             value = _pairs(value, o.flag)
-        elif origin is list and isinstance(value, str):
+        elif o.kind is list and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
-        elif origin is Path or _base(o.hint) is Path:
+        elif o.kind is Path:
             value = str(value)
         out[o.key] = value
     return out
@@ -251,16 +188,13 @@ def command_function(cls: type, run: Callable, render: Callable, label: str,
                      context: bool = False) -> Callable:
     """A function typer can register, whose signature is the config's options."""
     params = [_parameter(o) for o in options(cls)]
+    flag, short, _, text = CONFIG_OPTION
     params.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY,
-                                    annotation=Optional[Path], default=typer.Option(
-                                        None, "--config", "-c", help=(
-                                            "YAML file of options (keys as the flags, "
-                                            "underscores or dashes; sections as `sft:`); "
-                                            "flags typed here override it."))))
+                                    annotation=Optional[Path],
+                                    default=typer.Option(None, flag, short, help=text)))
+    flag, _, _, text = JSON_OPTION
     params.append(inspect.Parameter("json_out", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                                    default=typer.Option(False, "--json", help=(
-                                        "Print the summary as JSON on stdout (an "
-                                        "{error, exit_code} object on failure)."))))
+                                    default=typer.Option(False, flag, help=text)))
     if context:
         params.insert(0, inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                            annotation=typer.Context))
@@ -280,8 +214,15 @@ def command_function(cls: type, run: Callable, render: Callable, label: str,
 def add_command(app: typer.Typer, name: str, cls: type, run: Callable, render: Callable, *,
                 help: str, no_args_is_help: bool = True) -> None:
     """Register ``ember ... NAME`` built from ``cls`` (see the module docstring)."""
-    app.command(name, help=help, no_args_is_help=no_args_is_help, cls=Command)(
+    command = type(f"{cls.__name__}Command", (Command,), {"config": cls})
+    app.command(name, help=help, no_args_is_help=no_args_is_help, cls=command)(
         command_function(cls, run, render, name))
+
+
+def group(cls: type | None = None) -> type:
+    """The typer group class for ``typer.Typer(cls=...)`` whose callback is ``cls``'s
+    options (None: a group of commands alone); its help is rendered as a command's."""
+    return type("Group", (Group,), {"config": cls})
 
 
 # --- option values checked without pydantic --------------------------------------------
@@ -339,11 +280,33 @@ def check_without_pydantic(params) -> None:
 
 
 class Command(typer.core.TyperCommand):
-    """A typer command whose option values are checked by ``Coerce``."""
+    """A typer command built from config class ``config``: its option values are checked
+    by ``Coerce``, its help is ember.cli.help's page."""
+
+    config: type | None = None
 
     def parse_args(self, ctx, args):
         check_without_pydantic(self.get_params(ctx))
         return super().parse_args(ctx, args)
+
+    def format_help(self, ctx, formatter):
+        formatter.write(command_help(ctx.command_path, self.help or "", self.config))
+
+
+class Group(typer.core.TyperGroup):
+    """A typer group whose own options (if any) are config class ``config``'s."""
+
+    config: type | None = None
+
+    def parse_args(self, ctx, args):
+        check_without_pydantic(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx, formatter):
+        # each command's first paragraph, as `ember --help` lists the commands
+        commands = [(name, " ".join((self.commands[name].help or "").split("\n\n")[0].split()))
+                    for name in self.list_commands(ctx)]
+        formatter.write(command_help(ctx.command_path, self.help or "", self.config, commands))
 
 
 @contextmanager

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import typer
 
-from ember.cli.options import add_command
+from ember.cli.options import add_command, group
 from ember.cli.render import console
 from ember.evaluate.search import IndexConfig, ServeConfig, run_index, run_serve
 from ember.synth import questions, solutions, trajectories
 
 app = typer.Typer(
+    cls=group(),
     help=(
         "Generate training data with an LLM (every call cached and resumable).\n\n"
         "Examples:\n\n"

@@ -7,7 +7,7 @@ renders the summary.
 
 from __future__ import annotations
 
-from ember.cli.options import command_function
+from ember.cli.options import add_command
 from ember.cli.render import console, training_output
 from ember.train import stages
 from ember.train.config import TrainConfig
@@ -49,5 +49,4 @@ def render(summary) -> None:
 
 
 def register(app) -> None:
-    app.command("train", help=HELP, no_args_is_help=True)(
-        command_function(TrainConfig, run, render, "train"))
+    add_command(app, "train", TrainConfig, run, render, help=HELP)

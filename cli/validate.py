@@ -6,10 +6,7 @@ registers the command and renders its report.
 
 from __future__ import annotations
 
-
 from ember.adp.validate import ValidateConfig, run
-from ember.cli.options import add_command
-from ember.cli.render import console
 
 HELP = """Check ADP trajectories against schemas/adp.schema.json and for semantic errors.
 
@@ -31,7 +28,9 @@ Examples:
 
 
 def render(summary) -> None:
-    from rich.table import Table  # here: `ember --help` need not load it
+    from rich.table import Table  # here: `--help` loads neither rich nor typer
+
+    from ember.cli.render import console
 
     files = summary.details["files"]
     title = "ember validate --strict" if summary.details.get("strict") else "ember validate"
@@ -60,5 +59,11 @@ def render(summary) -> None:
                   f" {summary.produced}/{summary.read} valid")
 
 
+# `ember validate --help` is rendered from these two without typer (ember.cli.main)
+CONFIG = ValidateConfig
+
+
 def register(app) -> None:
-    add_command(app, "validate", ValidateConfig, run, render, help=HELP)
+    from ember.cli.options import add_command
+
+    add_command(app, "validate", CONFIG, run, render, help=HELP)
