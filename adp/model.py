@@ -49,6 +49,7 @@ LANGUAGE_ALIASES = {
 }
 
 
+@functools.lru_cache(maxsize=256)  # called per code event, with a handful of names
 def normalize_language(language: str) -> str:
     lang = language.strip().lower()
     return LANGUAGE_ALIASES.get(lang, lang)

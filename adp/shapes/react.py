@@ -193,18 +193,34 @@ def converter(mapping: Mapping):
     assistant_roles = frozenset(mapping.assistant_roles)
     splitters = [(regex, tuple(required), "thought" in regex.groupindex)
                  for regex, required in turn_res]
-    # The common rule, an api action of a fixed tool named by its own groups, read in the
-    # loop below straight from the alternation's match (branch group -> tool name and
-    # the (argument, group) pairs); every other rule goes through `act`.
-    plain_api: dict[int, tuple[str, tuple[tuple[str, int], ...]]] = {}
+    # The common rules, an api action of a fixed tool or code in a fixed language, read in
+    # the loop below straight from the alternation's match: branch group -> (tool name,
+    # ((argument, group), ...)) or (None, language, the code's group); every other rule
+    # goes through `act`.
+    fast: dict[int, tuple] = {}
     for slot, (i, own) in (alternatives.slots() if alternatives.regex is not None else {}).items():
         kind, rule = kinds[i]
         name = rule.get("api")
         if (kind == "api" and isinstance(name, str) and name and (not params or name in params)
                 and all(n != "args" for n, _ in own)):
-            plain_api[slot] = (name, tuple((n, k) for n, k in own
-                                           if n not in RESERVED_GROUPS))
-    rules_match = alternatives.regex.match if plain_api else None
+            fast[slot] = (name, tuple((n, k) for n, k in own if n not in RESERVED_GROUPS))
+        elif kind == "code" and isinstance(rule["code"], str):
+            fast[slot] = (None, rule["code"], dict(own).get("code"))
+    rules_match = alternatives.regex.match if fast else None
+
+    # A dataset's task prompt is mostly one instruction text shared by every record (one
+    # distinct prompt in each AgentTuning sample but mind2web's), so its rewrite is kept.
+    rewritten: dict[str, str] = {}
+
+    def rewrite(text: str) -> str:
+        out = rewritten.get(text)
+        if out is None:
+            out = text
+            for regex, repl in rewrites:
+                out = regex.sub(repl, out)
+            if len(rewritten) < 64 and len(text) <= 65536:  # bounded: kept prompts are small
+                rewritten[text] = out
+        return out
 
     def api(groups: dict, fixed, text: str) -> tuple[str, dict]:
         name = groups.get("function") if fixed is True else fixed
@@ -224,25 +240,6 @@ def converter(mapping: Mapping):
                                                     f"({', '.join(names)}), got {args!r}")
             kwargs.update({n: _unquote(v) for n, v in zip(names, parts)})
         return name, kwargs
-
-    def split(text: str) -> tuple[str | None, str | None]:
-        """An assistant turn -> (thought, action text); the action is None if it has none."""
-        for pattern, required, has_thought in splitters:
-            for part in required:
-                if part not in text:
-                    break
-            else:
-                m = pattern.search(text)
-                if m:
-                    thought = (m.group("thought") or "").strip() or None if has_thought else None
-                    action = m.group("action").strip()
-                    if lowercase:
-                        action = action.lower()
-                    if non_actions and non_actions.search(action if lowercase
-                                                          else action.lower()):
-                        action = None
-                    return thought, action
-        return None, None
 
     def act(action: str, thought: str | None, call_id: str) -> dict:
         found = alternatives.match(action)
@@ -291,13 +288,31 @@ def converter(mapping: Mapping):
                     continue
                 if not seen_prompt:
                     seen_prompt = True
-                    for regex, repl in rewrites:
-                        text = regex.sub(repl, text)
+                    if rewrites:
+                        text = rewrite(text)
                 events.append(text_observation(text, "user"))
                 continue
             pending = None
             n_agent += 1
-            thought, action = split(text)
+            # the thought and action text: the first turn pattern that matches (those
+            # whose required text is missing are skipped without a search)
+            thought = action = None
+            for pattern, required, has_thought in splitters:
+                for part in required:
+                    if part not in text:
+                        break
+                else:
+                    m = pattern.search(text)
+                    if m:
+                        if has_thought:
+                            thought = (m.group("thought") or "").strip() or None
+                        action = m.group("action").strip()
+                        if lowercase:
+                            action = action.lower()
+                        if non_actions and non_actions.search(action if lowercase
+                                                              else action.lower()):
+                            action = None
+                        break
             if action is None:
                 if ack and ack.search(text.strip()):
                     events.append(message_action(text))
@@ -310,16 +325,21 @@ def converter(mapping: Mapping):
                               else message_action(body))
                 continue
             m = rules_match(action) if rules_match is not None else None
-            plan = plain_api.get(m.lastindex) if m is not None else None
+            plan = fast.get(m.lastindex) if m is not None else None
             if plan is not None:
                 group = m.group
+                pending = f"call_{n_calls}"
+                n_calls += 1
+                if plan[0] is None:  # code: its group, else all the rule matched
+                    code = group(plan[2]) if plan[2] is not None else None
+                    events.append(code_action(plan[1], group(m.lastindex) if code is None
+                                              else code, thought, tool_call_id=pending))
+                    continue
                 kwargs = {}
                 for n, k in plan[1]:
                     v = group(k)
                     if v is not None:
                         kwargs[n] = v.strip()
-                pending = f"call_{n_calls}"
-                n_calls += 1
                 events.append(api_action(plan[0], kwargs, thought, tool_call_id=pending))
                 continue
             event = act(action, thought, f"call_{n_calls}")

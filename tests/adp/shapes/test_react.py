@@ -142,3 +142,26 @@ def test_agenttuning_alfworld_lowercases_actions_and_keeps_give_ups_as_agent_tex
     assert take["function"] == "take"
     assert take["kwargs"] == {"item": "apple 1", "source": "table 1"}
     assert give_up == {"class_": "text_observation", "content": "stuck", "source": "agent"}
+
+
+def test_code_rules_with_and_without_a_code_group_in_one_alternation():
+    """Both spellings of a code rule, read straight from the combined rules' match: the
+    `code` group, or all the rule matched when it has none."""
+    convert = converter(Mapping(turn=[r"(?s)Act:\s*(?P<action>.*)"], actions=[
+        {"match": r"(?s)run\n(?P<code>.*)", "code": "python3"},
+        {"match": r"ls( -l)?$", "code": "sh"},
+        {"match": "finish", "finish": True}]))
+    traj = convert(chat("Q?", "Act: run\nprint(1)", "1", "Act: ls -l", "y", "Act: finish"))
+    a, out, b = traj["content"][1:4]
+    assert (a["language"], a["content"], a["tool_call_id"]) == ("python", "print(1)", "call_0")
+    assert (out["tool_call_id"], out["content"]) == ("call_0", "1")
+    assert (b["language"], b["content"], b["tool_call_id"]) == ("bash", "ls -l", "call_1")
+
+
+def test_each_task_prompt_gets_its_own_rewrite():
+    """The rewrite of a prompt seen before is reused; a different prompt is rewritten anew."""
+    convert = converter(Mapping(turn=[r"Act: (?P<action>.*)"], actions=[
+        {"match": "finish", "finish": True}], prompt_rewrites=[[r"^Task: (.*)$", r"\1!"]]))
+    prompts = [convert(chat(p, "Act: finish"))["content"][0]["content"]
+               for p in ("Task: a", "Task: b", "Task: a", "no task")]
+    assert prompts == ["a!", "b!", "a!", "no task"]
