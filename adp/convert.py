@@ -150,11 +150,106 @@ def raw_for_rejects(payload: bytes | dict | list) -> dict:
 
 
 def _decode(payload):
-    if isinstance(payload, (bytes, bytearray)):
+    if isinstance(payload, (bytes, bytearray, memoryview)):
         return orjson.loads(payload)
+    if type(payload) is _Steps and payload.records is not None:
+        return payload.records  # parsed already, to read their group key
     if isinstance(payload, list):  # the step records of one trajectory
         return [_decode(p) for p in payload]
     return payload
+
+
+class _Steps(list):
+    """One trajectory's step lines as read (for a reject), the records they parsed to
+    (None once a line did not parse: they are parsed again, and rejected with the reason)
+    and their size in bytes."""
+
+    __slots__ = ("records", "nbytes")
+
+    def __init__(self):
+        super().__init__()
+        self.records: list | None = []
+        self.nbytes = 0
+
+    def add(self, raw, record) -> None:
+        self.append(raw)
+        self.nbytes += len(raw)
+        if record is _UNPARSED:
+            self.records = None
+        elif self.records is not None:
+            self.records.append(record)
+
+
+_UNPARSED = object()
+
+
+def _keyed(raw, key: Callable) -> tuple[Any, Any]:
+    """(record, group key) of a raw line; (_UNPARSED, None) where it is not JSON."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _UNPARSED, None
+    return record, key(record)
+
+
+def _range_groups(path: str, start: int, size: int, key: Callable, n_lines: list
+                  ) -> Iterator[tuple[int, int, _Steps]]:
+    """``(line, index, steps)`` for each group of step records (``group_by``) that starts
+    in the range ``[start, start + size)`` of a JSONL file, numbered from the range's
+    start: together, the ranges of a file give the groups one pass over it would (runs of
+    non-blank lines with one key; a None key stands alone). Lines that continue a group
+    begun before the range are skipped (the range before takes them); the last group is
+    completed from the lines after the range. Appends the range's line count to
+    ``n_lines`` at the end."""
+    with open(path, "rb") as f:
+        before = _line_before(f, start)
+        previous = _keyed(before, key)[1] if before is not None else None
+        f.seek(start)
+        block = f.read(size)
+        group: _Steps | None = None
+        current = first = None
+        index = 0
+        for line, _, raw in _block_units(block, 1, 0, n_lines):
+            record, k = _keyed(raw, key)
+            if previous is not None:
+                if k == previous:
+                    continue  # the group of the range before goes on
+                previous = None
+            if group is not None and (k is None or k != current):
+                yield first, index, group
+                index += 1
+                group = None
+            if group is None:
+                group, first = _Steps(), line
+            group.add(raw, record)
+            current = k
+        if group is None:
+            return
+        if current is not None:  # the last group may go on past the range
+            f.seek(start + size)
+            for raw in f:
+                if not raw.strip():
+                    continue
+                record, k = _keyed(raw, key)
+                if k is None or k != current:
+                    break
+                group.add(raw, record)
+        yield first, index, group
+
+
+def _line_before(f, end: int) -> bytes | None:
+    """The last non-blank line before offset ``end`` (a line start) of file ``f``, or None."""
+    step, pos, tail = 1 << 16, end, b""
+    while pos > 0:
+        lo = max(0, pos - step)
+        f.seek(lo)
+        tail = f.read(pos - lo) + tail
+        pos, step = lo, step * 2
+        body = tail.rstrip()  # blank lines are whitespace alone, as bytes.strip() sees it
+        cut = body.rfind(b"\n")
+        if cut >= 0 or (pos == 0 and body):
+            return body[cut + 1:]
+    return None
 
 
 _BLANK = frozenset(b" \t\r\n\x0b\x0c")  # the bytes that bytes.strip() strips
@@ -195,14 +290,18 @@ def _process_batch(args) -> tuple:
     unmapped_of, id_key = pipeline.unmapped, pipeline.id_key
     if isinstance(units, tuple):  # a JSONL block: whole lines, split here
         kind, block, first_line, first_index = units
-        if kind == "range":  # (offset, size) in the file: read here, in the worker
-            with open(path, "rb") as f:
-                f.seek(block[0])
-                block = f.read(block[1])
         # line and index None: the driver did not count (numbered from the block's start
         # here; the driver shifts the rejects' line numbers as it writes them)
         n_lines: list[int] = []
-        items: Iterable = _block_units(block, first_line or 1, first_index or 0, n_lines)
+        if kind == "range" and pipeline.group_by:  # whole groups of step records
+            items: Iterable = _range_groups(path, *block, group_key(pipeline.group_by),
+                                            n_lines)
+        else:
+            if kind == "range":  # (offset, size) in the file: read here, in the worker
+                with open(path, "rb") as f:
+                    f.seek(block[0])
+                    block = f.read(block[1])
+            items = _block_units(block, first_line or 1, first_index or 0, n_lines)
         count_bytes = True
         nbytes = 0
     else:
@@ -220,7 +319,7 @@ def _process_batch(args) -> tuple:
         n_units += 1
         is_bytes = type(payload) is bytes or type(payload) is memoryview
         if count_bytes:
-            nbytes += len(payload)
+            nbytes += payload.nbytes if type(payload) is _Steps else len(payload)
         size = 1 if is_bytes or not isinstance(payload, list) else len(payload)
         try:
             record = loads(payload) if is_bytes else _decode(payload)
@@ -242,6 +341,8 @@ def _process_batch(args) -> tuple:
             reasons[reason] += size
             if type(payload) is memoryview:
                 payload = payload.tobytes()
+            elif type(payload) is _Steps:
+                payload = [bytes(p) for p in payload]
             rejects.append(orjson.dumps({"source": path, "line": line, "reason": reason,
                                          "detail": detail, "records": size,
                                          **raw_for_rejects(payload)},
@@ -319,6 +420,35 @@ def _jsonl_file(path: str) -> bool:
         return Path(path).is_file() and file_format(path) == "jsonl"
     except OSError:
         return False  # iter_units reports it
+
+
+def _plain_jsonl(path: str) -> bool:
+    """An uncompressed JSONL file: its blocks can be read by offset."""
+    if not _jsonl_file(path):
+        return False
+    with open_binary(Path(path)) as f:
+        return type(f) is io.BufferedReader and isinstance(f.raw, io.FileIO)
+
+
+def _file_ranges(path: str) -> Iterator[tuple[int, int]]:
+    """``(offset, size)`` of the blocks of whole lines of about BATCH_BYTES that make up
+    the file, found by reading only from each cut to the next newline."""
+    size = os.path.getsize(path)
+    pos = 0
+    with open(path, "rb") as f:
+        while pos < size:
+            cut = pos + BATCH_BYTES - 1  # the block ends just after the newline at or after
+            f.seek(cut)
+            while cut < size:
+                window = f.read(1 << 16)
+                found = window.find(b"\n")
+                if found >= 0:
+                    cut += found
+                    break
+                cut += len(window)
+            end = min(cut + 1, size)
+            yield pos, end - pos
+            pos = end
 
 
 def _count_units(block: bytes) -> int:
@@ -419,8 +549,14 @@ def _batches(path: str, source: str, target: str, skip: int = 0,
     file, which the worker reads, instead of its bytes."""
     pipeline = make_pipeline(source, target)
     group_by = pipeline.group_by
+    number = bool(skip) or pipeline.uses_index
+    if not number and (ranges or group_by) and _plain_jsonl(path):
+        # blocks passed as their place in the file, read where they are converted (this
+        # process reads only around each cut); step records are grouped there too
+        for at, size in _file_ranges(path):
+            yield (source, target, path, ("range", (at, size), None, None), None)
+        return
     if not group_by and _jsonl_file(path):
-        number = bool(skip) or pipeline.uses_index
         for block, line, index, at in _jsonl_blocks(path, skip, number):
             unit = ("range", (at, len(block)), line, index) if ranges and at is not None \
                 else ("lines", block, line, index)

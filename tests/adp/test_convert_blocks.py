@@ -83,6 +83,32 @@ def test_workers_give_the_same_bytes_over_many_batches(tmp_path, monkeypatch, co
     assert not list(tmp_path.glob(".ember-spool-*"))  # the workers' files are gone
 
 
+@pytest.mark.parametrize("dataset", ["nnetnav-wa", "android_in_the_wild"])
+def test_step_records_grouped_by_range_match_one_pass_over_the_file(tmp_path, monkeypatch,
+                                                                    dataset):
+    """`group_by` datasets: each process groups the step records of its own part of the
+    file (skipping a group begun before it, completing the last one from after it).
+    Output, rejects and summary are the one-pass bytes for any block size and any number
+    of workers: blocks far smaller than a line, groups split by broken lines, blank lines,
+    and a line longer than the 64 KB looked back from a block's start."""
+    src = messy_jsonl(tmp_path, dataset, copies=3)
+    record = json.loads((FIXTURES / dataset / "sample_raw.json").read_text())[1]
+    record["padding"] = "x" * 300_000
+    lines = src.read_bytes().split(b"\n")
+    lines[9:9] = [orjson.dumps(record)] * 2  # one group of two long lines, inside another
+    src.write_bytes(b"\n".join(lines))
+    monkeypatch.setattr(convert_module, "_jsonl_file", lambda path: False)
+    want = run(src, tmp_path / "records.jsonl", dataset)
+    monkeypatch.undo()
+    assert b'"line":' in want[1] and want[0] and want[2]["read"] > want[2]["written"] > 3
+    for batch_bytes in (50, 3000, 200_000, 1 << 21):
+        monkeypatch.setattr(convert_module, "BATCH_BYTES", batch_bytes)
+        for workers in (1, 3):
+            got = run(src, tmp_path / f"b{batch_bytes}-{workers}.jsonl", dataset,
+                      workers=workers)
+            assert got == want, (batch_bytes, workers)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_resume_inside_a_block_gives_the_same_bytes(tmp_path, monkeypatch, workers):
     src = messy_jsonl(tmp_path, "agenttuning_os", copies=10)
