@@ -17,6 +17,17 @@ import re
 
 Replacements = list[tuple["re.Pattern | str", str]]
 
+# The standard library's regex parser (private), read by required_text. It only speeds
+# up searches that would fail, so where it is missing or changes shape we do not skip.
+try:
+    from re import _constants as sre_constants, _parser as sre_parse  # Python 3.11+
+except ImportError:
+    try:
+        import sre_constants
+        import sre_parse
+    except ImportError:
+        sre_parse = None
+
 
 _META = frozenset(".^$*+?{}[]\\|()")
 
@@ -145,3 +156,36 @@ class Alternatives:
             if m is not None:
                 return i, m.groupdict(), m.group(0)
         return None
+
+
+def required_text(pattern: re.Pattern, folded: bool = False) -> list[str]:
+    """Literal text every match of ``pattern`` contains: the runs of plain characters in
+    its top-level sequence and (nested) groups. Text lacking one cannot match, so the
+    search, which can be slow to fail (a lazy ``.*?`` tried from every start), is skipped.
+
+    Case-insensitive parts give nothing, unless ``folded``: then every run is given
+    lower-cased, ASCII runs only, and holds for ASCII text lower-cased (a case-insensitive
+    match of ASCII text is an ASCII-case match)."""
+    if sre_parse is None or (pattern.flags & re.IGNORECASE and not folded):
+        return []
+    runs: list[str] = []
+
+    def walk(items):
+        run = ""
+        for op, arg in items:
+            if op is sre_constants.LITERAL:
+                run += chr(arg)
+                continue
+            runs.append(run)
+            run = ""
+            if op is sre_constants.SUBPATTERN and (folded or not arg[1] & re.IGNORECASE):
+                walk(arg[3])  # (group, added flags, removed flags, items)
+        runs.append(run)
+
+    try:
+        walk(sre_parse.parse(pattern.pattern, pattern.flags))
+    except Exception:  # a private API: never let it break conversion
+        return []
+    if folded:
+        return [run.lower() for run in runs if run and run.isascii()]
+    return [run for run in runs if run]

@@ -195,6 +195,27 @@ def test_react_observation_suffix_and_non_action_patterns():
     assert c[3] == {"class_": "message_action", "content": "Act: GIVE UP NOW", "final": True}
 
 
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_react_non_actions_found_as_a_case_insensitive_search_finds_them(lowercase):
+    """The literal prefilter before the non-action search (text.required_text, folded)
+    changes no outcome: mixed case, a phrase with groups, non-ASCII text where Unicode
+    case folding matches ASCII ('ſ' is an 's', 'K' a 'k'), and a phrase with no literal."""
+    phrases = [r"task (has )?failed", r"end (of )?the task", r"SKIP\b"]
+    actions = ["go to desk 1", "task failed", "TASK HAS FAILED", "Task  failed", "end the task",
+               "end of the taſk", "taſk failed", "skip", "SKIP it", "skipped", "sKip", "ask"]
+    for extra in ([], [r"[0-9]{3}"]):  # the second: no required text, no prefilter
+        mapping = dict(turn=[r"Act: (?P<action>.*)"], non_actions=phrases + extra,
+                       actions=[{"match": r"(?s).*", "api": "act"}], unparsed="message",
+                       lowercase_action=lowercase)
+        for action in actions + ["call 911"]:
+            c = one("react", {"id": "r", "conversations": [
+                {"role": "user", "content": "Go."},
+                {"role": "assistant", "content": f"Act: {action}"}]}, **mapping)["content"]
+            lowered = action.lower()
+            want = any(re.search(p, lowered, re.I) for p in phrases + extra)
+            assert (c[1]["class_"] == "message_action") is want, (action, extra)
+
+
 def test_codeact_replace_is_a_regex():
     c = one("codeact", {"id": "c", "conversations": [
         {"role": "user", "content": "Task:\nDo it."},
