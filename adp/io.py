@@ -106,16 +106,20 @@ def _source(spec: str):
 
 def file_format(p: str | Path) -> str:
     """How `iter_units` reads the file ``p``: ``parquet``, ``json-array`` (one JSON array),
-    ``json`` (one or more pretty-printed JSON values) or ``jsonl`` (plain, gzip or zstd)."""
+    ``json`` (one or more pretty-printed JSON values) or ``jsonl`` (plain, gzip or zstd;
+    always for a .jsonl or .ndjson name, even where a line is an array)."""
     p = Path(p)
     with open(p, "rb") as probe:
         if probe.read(4) == _PARQUET_MAGIC:
             return "parquet"
+    name = _name_uncompressed(p)
+    if name.endswith((".jsonl", ".ndjson")):  # one value a line, whatever its first byte
+        return "jsonl"
     with open_binary(p) as f:
         first = _first_byte(f)
     if first == b"[":
         return "json-array"
-    return "json" if first == b"{" and _is_plain_json(p) else "jsonl"
+    return "json" if first == b"{" and name.endswith(".json") else "jsonl"
 
 
 def _iter_file(p: Path) -> Iterator[tuple[int, bytes | dict]]:
@@ -139,11 +143,12 @@ def _first_byte(f: IO[bytes]) -> bytes:
     return stripped[:1]
 
 
-def _is_plain_json(p: Path) -> bool:
+def _name_uncompressed(p: Path) -> str:
+    """The file's name, lower-cased, without a .gz / .zst / .zstd suffix."""
     name = p.name.lower()
     for ext in (".gz", ".zst", ".zstd"):
         name = name.removesuffix(ext)
-    return name.endswith(".json")
+    return name
 
 
 def iter_jsonl(f: IO[bytes]) -> Iterator[tuple[int, bytes]]:
@@ -203,6 +208,7 @@ def _scan_values(f: IO[bytes], buf: bytearray, pos: int, in_array: bool):
         start = m.start()
         first = buf[start:start + 1]
         if in_array and first == b"]":
+            _nothing_after(f, buf, start + 1, line, more)
             return
         end = _value_end(buf, start, first, more)
         if end is None:  # truncated input: hand over what is there
@@ -216,6 +222,22 @@ def _scan_values(f: IO[bytes], buf: bytearray, pos: int, in_array: bool):
             pos = 0
         else:
             pos = end
+
+
+def _nothing_after(f: IO[bytes], buf: bytearray, pos: int, line: int, more) -> None:
+    """Raise InputError if anything but whitespace follows the top-level array's end: the
+    records after it would be lost without a word."""
+    while True:
+        rest = buf[pos:].lstrip()
+        if rest:
+            raise InputError(f"{getattr(f, 'name', 'input')}: more content after the JSON "
+                             f"array that ends on line {line}, so this input was not read "
+                             "whole (a file of one JSON value per line is read as JSONL "
+                             "when named .jsonl)")
+        del buf[:]
+        pos = 0
+        if not more():
+            return
 
 
 def _string_end(buf: bytearray, i: int, more) -> int | None:

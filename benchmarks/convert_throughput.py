@@ -185,7 +185,7 @@ def measure(dataset: str, folder: Path, mb: float, workers: int, runs: int) -> d
     for name, cmd in kinds.items():
         r = timed(cmd, runs)
         row[name] = {"mb_s": nbytes / 1e6 / r["wall"], "wall_s": r["wall"], "cpu_s": r["cpu"],
-                     "peak_rss_mb": r["peak_rss_mb"]}
+                     "peak_rss_mb": r["peak_rss_mb"], "out_mb": out.stat().st_size / 1e6}
         if name.startswith("ember_"):
             # the summary's seconds: the conversion itself (reading, converting, writing,
             # the final fsync); the rest of the wall clock is start-up and exit, which more

@@ -54,6 +54,27 @@ def test_jsonl_gzip_zstd_parquet_and_saved_dataset_agree(tmp_path):
     assert parsed(iter_units(tmp_path / "saved")) == flat
 
 
+def test_a_jsonl_name_reads_lines_even_when_they_are_arrays(tmp_path):
+    """One trajectory a line as an array of steps: JSONL by its name, every line read."""
+    steps = [[RECORDS[0], RECORDS[1]], [RECORDS[2]], [RECORDS[3]]]
+    body = "".join(json.dumps(s) + "\n" for s in steps).encode()
+    (tmp_path / "s.jsonl").write_bytes(body)
+    (tmp_path / "s.ndjson.gz").write_bytes(gzip.compress(body))
+    for name in ("s.jsonl", "s.ndjson.gz"):
+        assert parsed(iter_units(tmp_path / name)) == steps, name
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 1 << 22])
+def test_content_after_the_array_is_an_error_not_lost(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(adp_io, "CHUNK", chunk)
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps(RECORDS[:2]) + "\n" + json.dumps(RECORDS[2:]) + "\n")
+    with pytest.raises(InputError, match="more content after the JSON array that ends on line 1"):
+        list(iter_units(path))
+    path.write_text(json.dumps(RECORDS, indent=1) + "\n \n\t")  # whitespace after: fine
+    assert parsed(iter_units(path)) == RECORDS
+
+
 def test_single_pretty_printed_object(tmp_path):
     path = tmp_path / "one.json"
     path.write_text(json.dumps(RECORDS[1], indent=2))
