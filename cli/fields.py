@@ -23,6 +23,26 @@ JSON_OPTION = ("--json", None, None, "Print the summary as JSON on stdout (an "
 HELP_OPTION = ("--help", None, None, "Show this message and exit.")
 
 KIND_METAVARS = {str: "TEXT", int: "INTEGER", float: "FLOAT", Path: "PATH"}
+KIND_NAMES = {int: "integer", float: "number", bool: "boolean", str: "string", Path: "path"}
+
+
+def typed_value(kind: type, value, lo=None, hi=None):
+    """``value`` (as typed) as a ``kind`` within the field's bounds; ValueError, in click's
+    words, where it is not one."""
+    if kind is bool and isinstance(value, str):
+        value = {"true": True, "1": True, "yes": True, "false": False, "0": False,
+                 "no": False}.get(value.lower(), value)
+    try:
+        out = value if type(value) is kind else kind(value)
+    except (TypeError, ValueError):
+        out = None
+    if out is None or kind is bool and not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a valid {KIND_NAMES[kind]}.")
+    if (lo is not None and out < lo) or (hi is not None and out > hi):
+        span = (f"at least {lo}" if hi is None else f"at most {hi}"
+                if lo is None else f"in the range {lo} to {hi}")
+        raise ValueError(f"{value} is not {span}.")
+    return out
 
 
 @dataclasses.dataclass

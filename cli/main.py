@@ -14,7 +14,8 @@ completed or shows its own `--help`. `ember`, `ember --help` and `ember --versio
 nothing but the standard library: the listing is rendered here from COMMANDS and OPTIONS
 (tests/cli/test_startup.py checks both against the real commands, so they cannot drift).
 `ember convert --help` and `ember validate --help` import only their command: the page is
-rendered by ember.cli.help from the command's config, as typer's route renders it too.
+rendered by ember.cli.help from the command's config, as typer's route renders it too;
+and a plain command line of those two (ember.cli.argv) runs without typer or click.
 Everything else goes through typer (`app`, built on first use).
 """
 
@@ -111,6 +112,26 @@ def version_line() -> str:
         return f"ember {version('ember')}"
     except PackageNotFoundError:
         return "ember (not installed as a package)"
+
+
+def quick_run(name: str, args: list[str]) -> bool:
+    """Run ``ember NAME ARGS`` without typer where the command is one config (its module
+    has CONFIG, run and render) and ARGS are plain (ember.cli.argv); False when typer is
+    to parse and run them."""
+    import importlib
+
+    module = importlib.import_module(COMMANDS[name][0])
+    if not hasattr(module, "CONFIG"):
+        return False
+    from ember.cli.argv import quick_parse
+
+    values = quick_parse(module.CONFIG, args)
+    if values is None:
+        return False
+    from ember.cli.run import invoke
+
+    invoke(module.CONFIG, module.run, module.render, values, name)
+    return True
 
 
 # --- the typer side: a group whose commands are imported by name, on first use -------
@@ -246,6 +267,8 @@ def main() -> None:
             if page is not None:
                 sys.stdout.write(page)
                 return
+        if args and args[0] in COMMANDS and quick_run(args[0], args[1:]):
+            return
     __getattr__("app")()
 
 

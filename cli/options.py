@@ -4,37 +4,26 @@
     add_command(app, "pass-rate", PassRateConfig, pass_rates, render, help=HELP)
 
 ``add_command`` generates one typer option per config field (flag, short flag, help,
-default and bounds all come from the field: ember.adp.config), adds ``--config FILE.yaml``
-(YAML sets values, the flags a user typed override them) and ``--json``, and on a call:
-builds the config, runs the library function with a progress callback (a bar on a
-terminal, nothing otherwise), then prints the summary (``--json``: as JSON on stdout) and
-exits with the summary's exit code (3: the run finished but its result is partial, e.g.
-too many rejects or less than --min-yield). Failures are one line on stderr
-(``error: ...``): exit code 2 for bad options or inputs, 1 for a failure at run time (a
-full disk, an endpoint that stays down, an output another run holds), 130 on Ctrl-C; with
-``--json`` stdout then carries ``{"error": ..., "exit_code": ...}``. ``EMBER_DEBUG=1``
-shows the traceback instead.
+default and bounds all come from the field: ember.cli.fields), adds ``--config FILE.yaml``
+(YAML sets values, the flags a user typed override them) and ``--json``; on a call
+ember.cli.run builds the config, runs the library function, prints the summary and exits
+with its code (see there for the failures' exit codes). Help pages are ember.cli.help's.
 """
 
 from __future__ import annotations
 
 import inspect
-import os
-import sys
 import typing
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Callable, List, Optional
 
 import typer
 import typer.core
-from rich.markup import escape
 
-from ember.adp.config import load_config
-from ember.adp.io import InputError, LockedError
-from ember.cli.fields import CONFIG_OPTION, JSON_OPTION, Option, base_type, options
+from ember.cli.fields import (CONFIG_OPTION, JSON_OPTION, KIND_NAMES, Option, base_type,
+                              options, typed_value)
 from ember.cli.help import command_help
-from ember.cli.render import console, print_json
+from ember.cli.run import invoke
 
 
 def _parameter(o: Option) -> inspect.Parameter:
@@ -64,124 +53,6 @@ def _parameter(o: Option) -> inspect.Parameter:
                            metavar=meta.get("metavar"), **bounds)
     return inspect.Parameter(o.param, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                              default=default)
-
-
-def _pairs(values: list[str], flag: str) -> dict:
-    import yaml
-
-    out = {}
-    for v in values:
-        key, sep, raw = v.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{flag} takes KEY=VALUE, got {v!r}")
-        out[key.strip()] = yaml.safe_load(raw)  # numbers and booleans typed as in YAML
-    return out
-
-
-def overrides(opts: list[Option], values: dict) -> dict:
-    """The override dict for load_config from what the user typed (None = not typed)."""
-    out = {}
-    for o in opts:
-        value = values.get(o.param)
-        if value is None:
-            continue
-        if o.kind is dict:
-            value = _pairs(value, o.flag)
-        elif o.kind is list and isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        elif o.kind is Path:
-            value = str(value)
-        out[o.key] = value
-    return out
-
-
-EXPECTED = (ValueError, InputError, FileNotFoundError)   # bad options or inputs: exit 2
-
-
-def runtime_errors() -> tuple:
-    """What failed while running: exit 1 (a full disk, an endpoint that stays down, a held
-    lock, the LLM cache). The LLM backends' and sqlite3's error classes are looked up, not
-    imported: a command that never imported them cannot have raised them, and importing
-    them here would slow every command's start-up."""
-    errors = [LockedError, OSError, RuntimeError, MemoryError]
-    if "ember.llm.backends" in sys.modules:
-        errors.append(sys.modules["ember.llm.backends"].BackendError)
-    if "sqlite3" in sys.modules:
-        errors.append(sys.modules["sqlite3"].Error)
-    return tuple(errors)
-
-
-def fail(message: str, code: int, json_out: bool = False) -> None:
-    """One line on stderr (and a JSON object on stdout with --json), then exit ``code``."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    if json_out:
-        print_json({"error": message, "exit_code": code})
-    raise typer.Exit(code)
-
-
-def invoke(cls: type, run: Callable, render: Callable, kwargs: dict,
-           label: str = "working") -> None:
-    """Build the config from --config and the typed flags, run, render, exit."""
-    json_out = kwargs.pop("json_out", False)
-    path = kwargs.pop("config", None)
-    debug = os.environ.get("EMBER_DEBUG") == "1"
-    try:
-        cfg = load_config(cls, path, overrides(options(cls), kwargs))
-    except ValueError as e:
-        fail(str(e), 2, json_out)
-    try:
-        with progress_bar(label) as progress:
-            summary = run(cfg, progress=progress) if _takes_progress(run) else run(cfg)
-    except KeyboardInterrupt:
-        fail("interrupted; finished work is saved: run the same command again to resume",
-             130, json_out)
-    except ModuleNotFoundError as e:  # an optional package of an extra that is not installed
-        if debug:
-            raise
-        fail(f"this needs the package {e.name!r}, which is not installed: pip install "
-             "'ember[all]' (see the README's install section)", 1, json_out)
-    except runtime_errors() + EXPECTED as e:
-        if debug:
-            raise
-        fail(_one_line(e), _exit_code(e), json_out)
-    data = summary.to_dict() if hasattr(summary, "to_dict") else summary
-    if json_out:
-        print_json(data)
-    else:
-        render(summary)
-    for line in getattr(summary, "warnings", []):
-        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
-    code = getattr(summary, "exit_code", 0)
-    if code:
-        console.print(f"[bold red]error:[/] {escape(summary.error)}", highlight=False,
-                      soft_wrap=True)
-        raise typer.Exit(code)
-
-
-def _exit_code(e: BaseException) -> int:
-    """2 for bad options or inputs (a missing file is one), 1 for a failure at run time."""
-    if isinstance(e, LockedError):
-        return 1
-    return 2 if isinstance(e, EXPECTED) else 1
-
-
-def _one_line(e: BaseException) -> str:
-    if isinstance(e, MemoryError):
-        return "out of memory (an input too large for this machine? see --max-prompt-tokens)"
-    text = " ".join(str(e).split()) or type(e).__name__
-    sqlite3 = sys.modules.get("sqlite3")
-    if sqlite3 is not None and isinstance(e, sqlite3.Error):
-        text = f"LLM cache: {text}"
-    if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
-        text += f" ({e.filename})"
-    return text
-
-
-def _takes_progress(fn) -> bool:
-    try:
-        return "progress" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def command_function(cls: type, run: Callable, render: Callable, label: str,
@@ -235,7 +106,7 @@ def group(cls: type | None = None) -> type:
 class Coerce:
     """One option's value check: its type and the field's bounds (min/max)."""
 
-    NAMES = {int: "integer", float: "number", bool: "boolean", str: "string", Path: "path"}
+    NAMES = KIND_NAMES
 
     def __init__(self, kind: type, lo=None, hi=None):
         self.kind, self.lo, self.hi = kind, lo, hi
@@ -246,22 +117,10 @@ class Coerce:
         return None if value is None else self.one(value, param, ctx)
 
     def one(self, value, param, ctx):
-        kind = self.kind
-        if kind is bool and isinstance(value, str):
-            value = {"true": True, "1": True, "yes": True, "false": False, "0": False,
-                     "no": False}.get(value.lower(), value)
         try:
-            out = value if type(value) is kind else kind(value)
-        except (TypeError, ValueError):
-            out = None
-        if out is None or kind is bool and not isinstance(value, bool):
-            raise typer.BadParameter(f"{value!r} is not a valid {self.NAMES[kind]}.",
-                                     ctx=ctx, param=param)
-        if (self.lo is not None and out < self.lo) or (self.hi is not None and out > self.hi):
-            span = (f"at least {self.lo}" if self.hi is None else f"at most {self.hi}"
-                    if self.lo is None else f"in the range {self.lo} to {self.hi}")
-            raise typer.BadParameter(f"{value} is not {span}.", ctx=ctx, param=param)
-        return out
+            return typed_value(self.kind, value, self.lo, self.hi)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), ctx=ctx, param=param) from None
 
 
 def check_without_pydantic(params) -> None:
@@ -307,26 +166,3 @@ class Group(typer.core.TyperGroup):
         commands = [(name, " ".join((self.commands[name].help or "").split("\n\n")[0].split()))
                     for name in self.list_commands(ctx)]
         formatter.write(command_help(ctx.command_path, self.help or "", self.config, commands))
-
-
-@contextmanager
-def progress_bar(description: str):
-    """A transient rich bar on stderr (off when stderr is not a terminal); yields
-    ``progress(done, total, what=None)``, safe to call from any thread."""
-    if not console.is_terminal:  # no bar to draw: rich.progress need not be imported
-        yield lambda done, total, what=None: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True,
-                  disable=not console.is_terminal) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(done: int, total: int | None, what: str | None = None) -> None:
-            what = what or description
-            if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total)
-            bar.update(tasks[what], completed=done, total=total)
-
-        yield progress

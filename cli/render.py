@@ -8,21 +8,21 @@ import sys
 import warnings
 
 import orjson
-from rich.console import Console
 
-console = Console(stderr=True)
+
+def __getattr__(name: str):
+    """``console``, rich's console on stderr, made on first use: a command that prints no
+    table (``--json``, not on a terminal) need not import rich."""
+    if name == "console":
+        from rich.console import Console
+
+        globals()["console"] = Console(stderr=True)
+        return globals()["console"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def print_json(data) -> None:
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print a one-line error the way every ember command does, then exit."""
-    import typer
-
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 @contextlib.contextmanager
