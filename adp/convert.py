@@ -626,14 +626,14 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
                 batches = _batches(path, source, target, skip, ranges=pool is not None)
                 for result in _run(pool, workers, batches, spool):
                     n_read = _record(summary, counts, result)
-                    data, renamed = unique_output(result[0], result[7], ids, id_key)
+                    pieces, renamed = unique_output(result[0], result[7], ids, id_key)
                     summary.renamed += renamed
                     rejected = result[1]
                     if result[9] is not None:  # an unnumbered JSONL block
                         if base and rejected:
                             rejected = [_shift_line(r, base) for r in rejected]
                         base += result[9]
-                    ckpt.write(data, rejected)
+                    ckpt.write(pieces, rejected)
                     done += result[5]
                     now = time.perf_counter()
                     if now - saved >= CHECKPOINT_SECONDS:  # the first batch, then by time
@@ -643,7 +643,7 @@ def convert(inputs: Iterable[str | Path], out: str | Path, *, source: str = "adp
                         progress(n_read)
             except (InputError, OSError) as exc:
                 summary.input_errors.append((path, str(exc)))
-                ckpt.write(b"", [orjson.dumps({"source": path, "line": None,
+                ckpt.write([], [orjson.dumps({"source": path, "line": None,
                                                "reason": "unreadable-input",
                                                "error": str(exc)}) + b"\n"])
             ckpt.save(i + 1, 0)
@@ -713,29 +713,27 @@ def _unreadable(inputs: list[str]) -> dict[str, InputError]:
 
 
 def unique_output(data: bytes, ids: list[tuple[str, int]], seen: UniqueIds,
-                  id_key: str) -> tuple[bytes, int]:
+                  id_key: str) -> tuple[list, int]:
     """A batch's output lines with repeated ids renamed (``seen`` holds the ids written so
-    far); returns the bytes and how many were renamed. Only renamed lines change: the new
-    id is spliced in where the line starts with the id (the bytes orjson writes for the
-    renamed record), else the line is decoded and encoded again."""
+    far); returns the pieces to write in order (slices of ``data``, not copies, and the
+    renamed lines' new beginnings) and how many were renamed. Only renamed lines change:
+    the new id replaces the old where the line starts with it (the bytes orjson writes for
+    the renamed record), else the line is decoded and encoded again."""
     renamed = 0
-    pieces: list[bytes] | None = None
+    view = memoryview(data)
+    pieces: list = []
     pos = start = 0
     take = seen.take
     for tid, size in ids:
         new = take(tid)
         if new != tid:
-            if pieces is None:
-                pieces = []
-            pieces.append(data[start:pos])
-            pieces.append(_renamed(data[pos:pos + size], id_key, tid, new))
-            start = pos + size
+            head, cut = _renamed(data, pos, size, id_key, tid, new)
+            pieces += (view[start:pos], head)
+            start = pos + cut
             renamed += 1
         pos += size
-    if pieces is None:
-        return data, 0
-    pieces.append(data[start:])
-    return b"".join(pieces), renamed
+    pieces.append(view[start:] if start else data)
+    return pieces, renamed
 
 
 def _shift_line(reject: bytes, base: int) -> bytes:
@@ -745,16 +743,19 @@ def _shift_line(reject: bytes, base: int) -> bytes:
     return orjson.dumps(record) + b"\n"
 
 
-def _renamed(line: bytes, id_key: str, old: str, new: str) -> bytes:
-    """``line`` (one record and its newline) with its ``id_key`` set to ``new``."""
+def _renamed(data: bytes, pos: int, size: int, id_key: str, old: str, new: str
+             ) -> tuple[bytes, int]:
+    """The line at ``data[pos:pos + size]`` with its ``id_key`` set to ``new``, as (bytes to
+    write, how much of the line they replace: the rest of it is written as it is)."""
     key = b"{" + orjson.dumps(id_key) + b":"
     head = key + orjson.dumps(old)
-    if line.startswith(head) and line[len(head):len(head) + 1] in (b",", b"}"):
+    end = pos + len(head)
+    if data.startswith(head, pos) and data[end:end + 1] in (b",", b"}"):
         # orjson writes the record the same with the new id, which is the first key
-        return key + orjson.dumps(new) + line[len(head):]
-    record = orjson.loads(line)
+        return key + orjson.dumps(new), len(head)
+    record = orjson.loads(data[pos:pos + size])
     record[id_key] = new
-    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE), size
 
 
 def _record(summary: Tally, counts: dict, result: tuple) -> int:
@@ -784,8 +785,8 @@ class _Stdout:
         self.out = sys.stdout.buffer
         self.rejects = open(rejects, "wb")
 
-    def write(self, data: bytes, rejects: list[bytes]) -> None:
-        self.out.write(data)
+    def write(self, pieces: list, rejects: list[bytes]) -> None:
+        self.out.writelines(pieces)
         self.rejects.writelines(rejects)
 
     def save(self, input_index: int, units: int) -> None:
@@ -848,8 +849,8 @@ class Checkpoint:
             return None
         return state
 
-    def write(self, data: bytes, rejects: list[bytes]) -> None:
-        self.files[0].write(data)
+    def write(self, pieces: list, rejects: list[bytes]) -> None:
+        self.files[0].writelines(pieces)
         self.files[1].writelines(rejects)
 
     def written_ids(self, id_key: str) -> UniqueIds:

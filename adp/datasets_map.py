@@ -157,8 +157,8 @@ def to_jsonl(ds, out: str | Path, rejects: str | Path | None = None, *,
                 data = line.encode() + b"\n"
                 lines.append(data)
                 ids.append((tid, len(data)))
-            data, _ = unique_output(b"".join(lines), ids, seen, id_key)
-            f.write(data)
+            pieces, _ = unique_output(b"".join(lines), ids, seen, id_key)
+            f.writelines(pieces)
             written += len(lines)
     return written, rejected
 
