@@ -94,7 +94,8 @@ def _render_shape(listing: dict) -> None:
     console.print(table)
 
 
-# `ember convert --help` is rendered from these two without typer (ember.cli.main)
+# CONFIG with HELP, run and render: `ember convert --help` and a plain command line
+# are served without typer (ember.cli.main, ember.cli.argv)
 CONFIG = ConvertConfig
 
 

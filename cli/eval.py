@@ -35,8 +35,8 @@ Examples:
   ember eval pass-rate --model smollm2 --tasks tasks.jsonl --samples 8 --column p_base -o tasks.rated.jsonl
 """
 
-app = typer.Typer(cls=group(EvalConfig), help=HELP, invoke_without_command=True, no_args_is_help=True,
-                  rich_markup_mode="markdown")
+app = typer.Typer(cls=group(EvalConfig), help=HELP, invoke_without_command=True,
+                  no_args_is_help=True, rich_markup_mode="markdown")
 
 
 def render_results(summary) -> None:

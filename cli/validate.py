@@ -59,7 +59,8 @@ def render(summary) -> None:
                   f" {summary.produced}/{summary.read} valid")
 
 
-# `ember validate --help` is rendered from these two without typer (ember.cli.main)
+# CONFIG with HELP, run and render: `ember validate --help` and a plain command line
+# are served without typer (ember.cli.main, ember.cli.argv)
 CONFIG = ValidateConfig
 
 
