@@ -20,7 +20,7 @@ PLAIN = {
     "convert": [
         [RAW, "--from", "agenttuning_os", "-o", "out.jsonl"],
         [RAW, "b.jsonl", "-f", "swe-smith", "--to=sft-chat", "--out", "-", "--json"],
-        ["--workers", "auto", RAW, "-w", "3"][:3] + ["--max-reject-rate", "0.5"],
+        ["--workers", "auto", RAW, "--max-reject-rate", "0.5"],
         [RAW, "--max-reject-rate=1", "--resume", "--rejects", "r.jsonl", "-t", "adp"],
         [RAW, "--no-resume", "-c", "cfg.yaml", "-o", "o.jsonl"],
         ["--list", "--shape", "react"],
