@@ -210,6 +210,30 @@ def converter(mapping: Mapping):
             kwargs.update({n: _unquote(v) for n, v in zip(names, parts)})
         return name, kwargs
 
+    def split(text: str) -> tuple[str | None, str | None]:
+        """An assistant turn -> (thought, action text) by the first turn pattern that
+        matches (one whose required text is missing is skipped without a search); the
+        action is None if there is none or it is a non-action."""
+        for pattern, required, has_thought in splitters:
+            for part in required:
+                if part not in text:
+                    break
+            else:
+                m = pattern.search(text)
+                if m:
+                    thought = (m.group("thought") or "").strip() or None if has_thought else None
+                    action = m.group("action").strip()
+                    if lowercase:
+                        action = action.lower()
+                    if non_actions is not None:
+                        lowered = action if lowercase else action.lower()
+                        # without a phrase's required text the full search cannot match
+                        if ((maybe_non_action is None or not lowered.isascii()
+                             or maybe_non_action(lowered)) and non_actions.search(lowered)):
+                            action = None
+                    return thought, action
+        return None, None
+
     def act(action: str, thought: str | None, call_id: str) -> dict:
         found = alternatives.match(action)
         if found is None:
@@ -263,28 +287,7 @@ def converter(mapping: Mapping):
                 continue
             pending = None
             n_agent += 1
-            # the thought and action text: the first turn pattern that matches (those
-            # whose required text is missing are skipped without a search)
-            thought = action = None
-            for pattern, required, has_thought in splitters:
-                for part in required:
-                    if part not in text:
-                        break
-                else:
-                    m = pattern.search(text)
-                    if m:
-                        if has_thought:
-                            thought = (m.group("thought") or "").strip() or None
-                        action = m.group("action").strip()
-                        if lowercase:
-                            action = action.lower()
-                        if non_actions:
-                            lowered = action if lowercase else action.lower()
-                            if ((maybe_non_action is None or not lowered.isascii()
-                                 or maybe_non_action(lowered))
-                                    and non_actions.search(lowered)):
-                                action = None
-                        break
+            thought, action = split(text)
             if action is None:
                 if ack and ack.search(text.strip()):
                     events.append(message_action(text))
