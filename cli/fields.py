@@ -76,8 +76,7 @@ class Option:
         span = ("" if lo is None and hi is None else f" [x>={lo}]" if hi is None else
                 f" [x<={hi}]" if lo is None else f" [{lo}<=x<={hi}]")
         typed = {dict: " (repeatable KEY=VALUE)", list: " (comma-separated)"}.get(self.kind, "")
-        text = meta["help"] + typed + span + (" [required]" if required else shown)
-        return text
+        return meta["help"] + typed + span + (" [required]" if required else shown)
 
 
 def options(cls: type, prefix: str = "", key_prefix: str = "", panel: str | None = None,

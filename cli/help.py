@@ -17,13 +17,16 @@ import sys
 import textwrap
 
 
-def width() -> int:
-    """The page width: $COLUMNS or the terminal's, kept between 40 and 100."""
-    try:
-        cols = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(sys.stdout.fileno()).columns
-    except (ValueError, OSError):
-        cols = 80
-    return max(40, min(cols, 100))
+def width(columns: int | None = None) -> int:
+    """The page width: ``columns``, else $COLUMNS or the terminal's, kept between 40 and
+    100."""
+    if not columns:
+        try:
+            columns = (int(os.environ.get("COLUMNS", ""))
+                       or os.get_terminal_size(sys.stdout.fileno()).columns)
+        except (ValueError, OSError):
+            columns = 80
+    return max(40, min(columns, 100))
 
 
 def rows(pairs: list[tuple[str, str]], page: int, column: int = 30) -> list[str]:
@@ -47,7 +50,7 @@ def command_help(prog: str, text: str, cls: type | None = None,
     --config and --json) and ``commands``, (name, one-line help) pairs of a group."""
     from ember.cli.fields import CONFIG_OPTION, HELP_OPTION, JSON_OPTION, options
 
-    page = page or width()
+    page = width(page)
     opts = options(cls) if cls is not None else []
     arguments = [o for o in opts if o.field.metadata.get("argument")]
     usage = f"Usage: {prog} [OPTIONS]" + "".join(f" [{_argument(o)}]" for o in arguments)

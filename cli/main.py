@@ -72,7 +72,7 @@ def help_text(prog: str = "ember", width: int | None = None) -> str:
     """`ember --help`, from HELP, OPTIONS and COMMANDS (no command module is imported)."""
     from ember.cli import help
 
-    page = max(40, min(width, 100)) if width else help.width()
+    page = help.width(width)
     body = [f"Usage: {prog} [OPTIONS] COMMAND [ARGS]...", ""]
     body += ["  " + line if line else "" for line in HELP.splitlines()]
     body += ["", "Options:", *help.rows(OPTIONS, page), "", "Commands:",
@@ -80,14 +80,20 @@ def help_text(prog: str = "ember", width: int | None = None) -> str:
     return "\n".join(body) + "\n"
 
 
-def command_help_text(name: str, prog: str = "ember", page: int | None = None) -> str | None:
-    """`ember NAME --help` without typer, for a command that is one config (its module
-    has CONFIG and HELP: convert, validate); None for the others, whose help typer
-    renders (through the same ember.cli.help)."""
+def _one_config(name: str):
+    """The module of ``ember NAME`` where the command is one config (it has CONFIG, HELP,
+    run and render: convert, validate), else None."""
     import importlib
 
     module = importlib.import_module(COMMANDS[name][0])
-    if not hasattr(module, "CONFIG"):
+    return module if hasattr(module, "CONFIG") else None
+
+
+def command_help_text(name: str, prog: str = "ember", page: int | None = None) -> str | None:
+    """`ember NAME --help` without typer, for a command that is one config; None for the
+    others, whose help typer renders (through the same ember.cli.help)."""
+    module = _one_config(name)
+    if module is None:
         return None
     from ember.cli.help import command_help
 
@@ -115,13 +121,10 @@ def version_line() -> str:
 
 
 def quick_run(name: str, args: list[str]) -> bool:
-    """Run ``ember NAME ARGS`` without typer where the command is one config (its module
-    has CONFIG, run and render) and ARGS are plain (ember.cli.argv); False when typer is
-    to parse and run them."""
-    import importlib
-
-    module = importlib.import_module(COMMANDS[name][0])
-    if not hasattr(module, "CONFIG"):
+    """Run ``ember NAME ARGS`` without typer where the command is one config and ARGS are
+    plain (ember.cli.argv); False when typer is to parse and run them."""
+    module = _one_config(name)
+    if module is None:
         return False
     from ember.cli.argv import quick_parse
 
