@@ -427,7 +427,12 @@ def _plain_jsonl(path: str) -> bool:
     if not _jsonl_file(path):
         return False
     with open_binary(Path(path)) as f:
-        return type(f) is io.BufferedReader and isinstance(f.raw, io.FileIO)
+        return _uncompressed(f)
+
+
+def _uncompressed(f) -> bool:
+    """Whether ``open_binary`` gave the file itself (offsets in it are the file's)."""
+    return type(f) is io.BufferedReader and isinstance(f.raw, io.FileIO)
 
 
 def _file_ranges(path: str) -> Iterator[tuple[int, int]]:
@@ -497,7 +502,7 @@ def _jsonl_blocks(path: str, skip: int = 0, number: bool = True
     line, index = 1, 0
     pos = 0  # file offset of the next block
     with open_binary(Path(path)) as f:
-        plain = type(f) is io.BufferedReader and isinstance(f.raw, io.FileIO)
+        plain = _uncompressed(f)
         pending: list[bytes] = []
         tail = b""
         eof = False
